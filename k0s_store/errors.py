@@ -1,0 +1,49 @@
+"""Every failure a client can see, as etcd reports it.
+
+One class per failure kind under one base class. Each carries the gRPC
+status code name and etcd's exact message: Go clients map errors back to
+their typed errors by message text, so the text is part of the API.
+The transport turns an `EtcdError` into a gRPC status; nothing below the
+transport imports gRPC.
+"""
+
+
+class EtcdError(Exception):
+    """A request that etcd would reject."""
+
+    code = "UNKNOWN"  # grpc.StatusCode member name
+    message = "etcdserver: unknown error"
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+def _error(name: str, code: str, message: str) -> type[EtcdError]:
+    return type(name, (EtcdError,), {"code": code, "message": message, "__doc__": message})
+
+
+EmptyKeyError = _error("EmptyKeyError", "INVALID_ARGUMENT", "etcdserver: key is not provided")
+KeyNotFoundError = _error("KeyNotFoundError", "INVALID_ARGUMENT", "etcdserver: key not found")
+ValueProvidedError = _error("ValueProvidedError", "INVALID_ARGUMENT", "etcdserver: value is provided")
+LeaseProvidedError = _error("LeaseProvidedError", "INVALID_ARGUMENT", "etcdserver: lease is provided")
+TooManyOpsError = _error(
+    "TooManyOpsError", "INVALID_ARGUMENT", "etcdserver: too many operations in txn request"
+)
+DuplicateKeyError = _error(
+    "DuplicateKeyError", "INVALID_ARGUMENT", "etcdserver: duplicate key given in txn request"
+)
+CompactedError = _error(
+    "CompactedError", "OUT_OF_RANGE", "etcdserver: mvcc: required revision has been compacted"
+)
+FutureRevisionError = _error(
+    "FutureRevisionError", "OUT_OF_RANGE", "etcdserver: mvcc: required revision is a future revision"
+)
+NoSpaceError = _error("NoSpaceError", "RESOURCE_EXHAUSTED", "etcdserver: mvcc: database space exceeded")
+LeaseNotFoundError = _error("LeaseNotFoundError", "NOT_FOUND", "etcdserver: requested lease not found")
+LeaseExistsError = _error("LeaseExistsError", "FAILED_PRECONDITION", "etcdserver: lease already exists")
+LeaseTTLTooLargeError = _error("LeaseTTLTooLargeError", "OUT_OF_RANGE", "etcdserver: too large lease TTL")
+RequestTooLargeError = _error("RequestTooLargeError", "INVALID_ARGUMENT", "etcdserver: request is too large")
+StoppedError = _error("StoppedError", "UNAVAILABLE", "etcdserver: server stopped")
+CorruptError = _error("CorruptError", "DATA_LOSS", "etcdserver: corrupt cluster")

@@ -1,0 +1,1 @@
+"""Pure-Python twins of the compiled core in src_ext/. Import via k0s_store.core."""
