@@ -18,6 +18,26 @@ module's C conversions do.
 
 import struct
 
+__all__ = [
+    "decode_delete_range_request",
+    "decode_kv",
+    "decode_put_request",
+    "decode_range_request",
+    "encode_delete_range_response",
+    "encode_event",
+    "encode_header",
+    "encode_kv",
+    "encode_put_response",
+    "encode_range_response",
+    "encode_response_op",
+    "encode_txn_response",
+    "encode_watch_response",
+    "encoded_len_field",
+    "kv_without_value",
+    "parse_rev_key",
+    "rev_key",
+]
+
 # Wire types (the low 3 bits of a field's tag).
 _VARINT, _FIXED64, _LEN, _START_GROUP, _END_GROUP, _FIXED32 = range(6)
 
@@ -389,4 +409,4 @@ def encoded_len_field(body_len: int) -> int:
     """Bytes a length-delimited field with a body of body_len takes, its 1-byte tag included."""
     if body_len < 0:
         raise ValueError(f"negative length {body_len}")
-    return 1 + len(_varint(_uint64(body_len))) + body_len
+    return 1 + len(_varint(_int64(body_len))) + body_len
