@@ -6,11 +6,11 @@ from pathlib import Path
 from cryptography import x509
 
 from k0s_pki import certs
-from k0s_pki.kubeconfig import Kubeconfig, parse, render
 from k0s_pki.catalog import LeafSpec
 from k0s_pki.errors import PkiError
 from k0s_pki.files import KEY_MODE, atomic_write, read_file, recover_pair, write_pair
 from k0s_pki.keys import PrivateKey, load_private_key, matches, private_key_pem
+from k0s_pki.kubeconfig import Kubeconfig, parse, render
 from k0s_pki.layout import Layout
 
 

@@ -163,9 +163,11 @@ def _ensure_leaf(
                    config.leaf_validity, server, cluster, f"re-issue ({problems[0]})")  # fmt: skip
         return
     if authority.external:
-        raise PkiError(f"{spec.name}: missing, and CA {spec.ca} is external (no "
-                       f"{authority.spec.path}.key): run generate-csr and have {csr_paths(layout, spec)[1]} "
-                       "signed")  # fmt: skip
+        csr = csr_paths(layout, spec)[1]
+        raise PkiError(
+            f"{spec.name}: missing, and CA {spec.ca} is external (no "
+            f"{authority.spec.path}.key): run generate-csr and have {csr} signed"
+        )
     plan_issue(plan, spec, authority, _subject(spec), spec.sans, config.key_type,
                config.leaf_validity, server, cluster, "create")  # fmt: skip
 
