@@ -26,8 +26,12 @@ def _error(name: str, code: str, message: str) -> type[EtcdError]:
 
 EmptyKeyError = _error("EmptyKeyError", "INVALID_ARGUMENT", "etcdserver: key is not provided")
 KeyNotFoundError = _error("KeyNotFoundError", "INVALID_ARGUMENT", "etcdserver: key not found")
-ValueProvidedError = _error("ValueProvidedError", "INVALID_ARGUMENT", "etcdserver: value is provided")
-LeaseProvidedError = _error("LeaseProvidedError", "INVALID_ARGUMENT", "etcdserver: lease is provided")
+ValueProvidedError = _error(
+    "ValueProvidedError", "INVALID_ARGUMENT", "etcdserver: value is provided"
+)
+LeaseProvidedError = _error(
+    "LeaseProvidedError", "INVALID_ARGUMENT", "etcdserver: lease is provided"
+)
 TooManyOpsError = _error(
     "TooManyOpsError", "INVALID_ARGUMENT", "etcdserver: too many operations in txn request"
 )
@@ -38,12 +42,49 @@ CompactedError = _error(
     "CompactedError", "OUT_OF_RANGE", "etcdserver: mvcc: required revision has been compacted"
 )
 FutureRevisionError = _error(
-    "FutureRevisionError", "OUT_OF_RANGE", "etcdserver: mvcc: required revision is a future revision"
+    "FutureRevisionError",
+    "OUT_OF_RANGE",
+    "etcdserver: mvcc: required revision is a future revision",
 )
-NoSpaceError = _error("NoSpaceError", "RESOURCE_EXHAUSTED", "etcdserver: mvcc: database space exceeded")
-LeaseNotFoundError = _error("LeaseNotFoundError", "NOT_FOUND", "etcdserver: requested lease not found")
-LeaseExistsError = _error("LeaseExistsError", "FAILED_PRECONDITION", "etcdserver: lease already exists")
-LeaseTTLTooLargeError = _error("LeaseTTLTooLargeError", "OUT_OF_RANGE", "etcdserver: too large lease TTL")
-RequestTooLargeError = _error("RequestTooLargeError", "INVALID_ARGUMENT", "etcdserver: request is too large")
+NoSpaceError = _error(
+    "NoSpaceError", "RESOURCE_EXHAUSTED", "etcdserver: mvcc: database space exceeded"
+)
+LeaseNotFoundError = _error(
+    "LeaseNotFoundError", "NOT_FOUND", "etcdserver: requested lease not found"
+)
+LeaseExistsError = _error(
+    "LeaseExistsError", "FAILED_PRECONDITION", "etcdserver: lease already exists"
+)
+LeaseTTLTooLargeError = _error(
+    "LeaseTTLTooLargeError", "OUT_OF_RANGE", "etcdserver: too large lease TTL"
+)
+RequestTooLargeError = _error(
+    "RequestTooLargeError", "INVALID_ARGUMENT", "etcdserver: request is too large"
+)
 StoppedError = _error("StoppedError", "UNAVAILABLE", "etcdserver: server stopped")
 CorruptError = _error("CorruptError", "DATA_LOSS", "etcdserver: corrupt cluster")
+MemberNotFoundError = _error("MemberNotFoundError", "NOT_FOUND", "etcdserver: member not found")
+MemberNotLearnerError = _error(
+    "MemberNotLearnerError", "FAILED_PRECONDITION", "etcdserver: can only promote a learner member"
+)
+MemberNotEnoughStartedError = _error(
+    "MemberNotEnoughStartedError",
+    "FAILED_PRECONDITION",
+    "etcdserver: re-configuration failed due to not enough started members",
+)
+MemberBadURLsError = _error(
+    "MemberBadURLsError", "INVALID_ARGUMENT", "etcdserver: given member URLs are invalid"
+)
+BadLeaderTransfereeError = _error(
+    "BadLeaderTransfereeError", "FAILED_PRECONDITION", "etcdserver: bad leader transferee"
+)
+# grpc-go's answer to a request body it cannot unmarshal (codes.Internal);
+# the detail after the colon is the decoder's own text.
+MalformedRequestError = _error(
+    "MalformedRequestError", "INTERNAL", "grpc: error unmarshalling request"
+)
+# Not an etcd error: what a single-member store answers to a request that
+# only a multi-member etcd cluster could fulfil (adding a member).
+UnsupportedError = _error(
+    "UnsupportedError", "UNIMPLEMENTED", "k0s-store: not supported by a single-member store"
+)

@@ -1,0 +1,237 @@
+"""etcd's KV service: Range, Put, DeleteRange, Txn, Compact.
+
+The hot calls take the marshalled request and return the marshalled
+response: requests are decoded by the codec straight into the store's
+types and responses are assembled from the stored KeyValue bytes, so no
+protobuf object is built per key. Txn is parsed with the generated class
+(its shape is recursive) and answered as bytes.
+"""
+
+from google.protobuf.message import DecodeError
+
+from k0s_store import errors
+from k0s_store.api import validation
+from k0s_store.api.header import Header, nested_header
+from k0s_store.api.settings import Settings
+from k0s_store.core import codec
+from k0s_store.mvcc.types import (
+    CMP_CREATE,
+    CMP_LEASE,
+    CMP_MOD,
+    CMP_VALUE,
+    CMP_VERSION,
+    Compare,
+    DeleteRangeRequest,
+    DeleteRangeResult,
+    PutRequest,
+    PutResult,
+    RangeRequest,
+    RangeResult,
+    TxnRequest,
+    TxnResult,
+)
+from k0s_store.proto import rpc_pb2
+
+# etcd refuses a write whose raft entry (InternalRaftRequest) exceeds
+# --max-request-bytes. The entry is the request as a length-delimited field
+# (1-byte tag) plus a RequestHeader field holding a 9-byte request id:
+# tag 100 (2 bytes) + length (1) + id tag (1) + id varint (9).
+RAFT_HEADER_BYTES = 13
+
+# Compare.target -> the oneof field holding its operand (etcd reads the one
+# matching the target; another set field reads as zero).
+_COMPARE_OPERAND = {
+    CMP_VERSION: "version",
+    CMP_CREATE: "create_revision",
+    CMP_MOD: "mod_revision",
+    CMP_VALUE: "value",
+    CMP_LEASE: "lease",
+}
+
+# ResponseOp / RequestOp oneof field numbers.
+OP_RANGE, OP_PUT, OP_DELETE_RANGE, OP_TXN = 1, 2, 3, 4
+
+
+def malformed(exc: Exception) -> errors.EtcdError:
+    """The error for a request body that does not parse (grpc-go's text)."""
+    return errors.MalformedRequestError(f"{errors.MalformedRequestError.message}: {exc}")
+
+
+class KVService:
+    """The KV service over a store.
+
+    Args:
+        store: the MVCC store (`k0s_store.mvcc.Store`).
+        header: fills response headers.
+        settings: limits (max txn ops, max request bytes).
+    """
+
+    def __init__(self, store, header: Header, settings: Settings) -> None:
+        self.store = store
+        self.header = header
+        self.settings = settings
+
+    def range(self, request: bytes) -> bytes:
+        """Range: marshalled RangeRequest in, marshalled RangeResponse out."""
+        try:
+            req = RangeRequest(*codec.decode_range_request(request))
+        except ValueError as exc:
+            raise malformed(exc) from exc
+        validation.check_range(req)
+        resp = self.store.range(req)
+        r = resp.result
+        return codec.encode_range_response(
+            self.header.encode(resp.revision), r.kvs, r.more, r.count
+        )
+
+    def put(self, request: bytes) -> bytes:
+        """Put: marshalled PutRequest in, marshalled PutResponse out."""
+        try:
+            req = PutRequest(*codec.decode_put_request(request))
+        except ValueError as exc:
+            raise malformed(exc) from exc
+        validation.check_put(req)
+        self._check_raft_size(len(request))
+        resp = self.store.put(req)
+        return codec.encode_put_response(self.header.encode(resp.revision), resp.result.prev_kv)
+
+    def delete_range(self, request: bytes) -> bytes:
+        """DeleteRange: marshalled request in, marshalled DeleteRangeResponse out."""
+        try:
+            req = DeleteRangeRequest(*codec.decode_delete_range_request(request))
+        except ValueError as exc:
+            raise malformed(exc) from exc
+        validation.check_delete_range(req)
+        self._check_raft_size(len(request))
+        resp = self.store.delete_range(req)
+        r = resp.result
+        return codec.encode_delete_range_response(
+            self.header.encode(resp.revision), r.deleted, r.prev_kvs
+        )
+
+    def txn(self, request: bytes) -> bytes:
+        """Txn: marshalled TxnRequest in, marshalled TxnResponse out."""
+        try:
+            message = rpc_pb2.TxnRequest.FromString(request)
+        except DecodeError as exc:
+            raise malformed(exc) from exc
+        req = txn_from_message(message)
+        validation.check_txn(req, self.settings.max_txn_ops)
+        self._check_raft_size(len(request))
+        resp = self.store.txn(req)
+        result: TxnResult = resp.result
+        begin = resp.revision - 1 if _txn_writes(req, result) else resp.revision
+        responses = _encode_op_results(req, result, _WriteProgress(begin))
+        return codec.encode_txn_response(
+            self.header.encode(resp.revision), result.succeeded, responses
+        )
+
+    def compact(self, request: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
+        """Compact the history up to `request.revision`."""
+        revision = self.store.compact(request.revision, physical=request.physical)
+        return rpc_pb2.CompactionResponse(header=self.header.message(revision))
+
+    def _check_raft_size(self, body_len: int) -> None:
+        if RAFT_HEADER_BYTES + codec.encoded_len_field(body_len) > self.settings.max_request_bytes:
+            raise errors.RequestTooLargeError()
+
+
+def txn_from_message(m: rpc_pb2.TxnRequest) -> TxnRequest:
+    """Convert a parsed TxnRequest into the store's types (empty ops become None)."""
+    return TxnRequest(
+        compare=tuple(_compare(c) for c in m.compare),
+        success=tuple(_op(op) for op in m.success),
+        failure=tuple(_op(op) for op in m.failure),
+    )
+
+
+def _compare(c: rpc_pb2.Compare) -> Compare:
+    field = _COMPARE_OPERAND.get(c.target)
+    operand = getattr(c, field) if field else 0
+    return Compare(c.result, c.target, c.key, operand, c.range_end)
+
+
+def _op(op: rpc_pb2.RequestOp):
+    kind = op.WhichOneof("request")
+    if kind == "request_range":
+        r = op.request_range
+        return RangeRequest(
+            r.key,
+            r.range_end,
+            r.limit,
+            r.revision,
+            r.sort_order,
+            r.sort_target,
+            r.serializable,
+            r.keys_only,
+            r.count_only,
+            r.min_mod_revision,
+            r.max_mod_revision,
+            r.min_create_revision,
+            r.max_create_revision,
+        )
+    if kind == "request_put":
+        p = op.request_put
+        return PutRequest(p.key, p.value, p.lease, p.prev_kv, p.ignore_value, p.ignore_lease)
+    if kind == "request_delete_range":
+        d = op.request_delete_range
+        return DeleteRangeRequest(d.key, d.range_end, d.prev_kv)
+    if kind == "request_txn":
+        return txn_from_message(op.request_txn)
+    return None
+
+
+def _txn_writes(req: TxnRequest, result: TxnResult) -> bool:
+    """Whether the branch taken changed anything (etcd: len(txn.Changes()) != 0)."""
+    ops = req.success if result.succeeded else req.failure
+    for op, res in zip(ops, result.responses, strict=True):
+        if isinstance(res, PutResult):
+            return True
+        if isinstance(res, DeleteRangeResult) and res.deleted:
+            return True
+        if isinstance(res, TxnResult) and _txn_writes(op, res):
+            return True
+    return False
+
+
+class _WriteProgress:
+    """Tracks, op by op, the revision etcd puts in each nested response header.
+
+    Inside a write txn at begin revision B, etcd answers a Put with B+1, a
+    Range or a DeleteRange with B+1 once something changed and B before.
+    """
+
+    def __init__(self, begin: int) -> None:
+        self.begin = begin
+        self.changed = False
+
+    @property
+    def revision(self) -> int:
+        return self.begin + 1 if self.changed else self.begin
+
+
+def _encode_op_results(req: TxnRequest, result: TxnResult, progress: _WriteProgress) -> list:
+    ops = req.success if result.succeeded else req.failure
+    encoded = []
+    for op, res in zip(ops, result.responses, strict=True):
+        if isinstance(res, RangeResult):
+            body = codec.encode_range_response(
+                nested_header(progress.revision), res.kvs, res.more, res.count
+            )
+            encoded.append(codec.encode_response_op(OP_RANGE, body))
+        elif isinstance(res, PutResult):
+            progress.changed = True
+            body = codec.encode_put_response(nested_header(progress.revision), res.prev_kv)
+            encoded.append(codec.encode_response_op(OP_PUT, body))
+        elif isinstance(res, DeleteRangeResult):
+            progress.changed = progress.changed or res.deleted > 0
+            body = codec.encode_delete_range_response(
+                nested_header(progress.revision), res.deleted, res.prev_kvs
+            )
+            encoded.append(codec.encode_response_op(OP_DELETE_RANGE, body))
+        else:
+            # etcd leaves a nested txn's header empty.
+            responses = _encode_op_results(op, res, progress)
+            body = codec.encode_txn_response(b"", res.succeeded, responses)
+            encoded.append(codec.encode_response_op(OP_TXN, body))
+    return encoded

@@ -1,0 +1,97 @@
+"""etcd's Maintenance service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader.
+
+Snapshot is not served yet (UNIMPLEMENTED). The single member is always
+the leader; raft indexes are reported as the store revision, which grows
+with every write as etcd's applied index does.
+"""
+
+from k0s_store import errors
+from k0s_store.api.header import Header
+from k0s_store.api.settings import Settings
+from k0s_store.proto import rpc_pb2 as pb
+
+_GET, _ACTIVATE, _DEACTIVATE = (
+    pb.AlarmRequest.GET,
+    pb.AlarmRequest.ACTIVATE,
+    pb.AlarmRequest.DEACTIVATE,
+)
+
+
+class MaintenanceService:
+    """The Maintenance service over a store."""
+
+    def __init__(self, store, header: Header, settings: Settings) -> None:
+        self.store = store
+        self.header = header
+        self.settings = settings
+
+    def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
+        """Version, sizes, leader (this member), raft progress and active alarms."""
+        st = self.store.status()
+        return pb.StatusResponse(
+            header=self.header.message(st.revision),
+            version=self.settings.version,
+            dbSize=st.db_size,
+            dbSizeInUse=st.db_size_in_use,
+            leader=self.header.member_id,
+            raftIndex=st.revision,
+            raftAppliedIndex=st.revision,
+            raftTerm=self.header.raft_term,
+            errors=[_alarm_text(m) for m in self._alarm_members()],
+        )
+
+    def alarm(self, req: pb.AlarmRequest) -> pb.AlarmResponse:
+        """List alarms, or disarm NOSPACE (raised only by the store, when full).
+
+        ACTIVATE answers with no alarm: etcd raises NOSPACE itself, and
+        no client raises it by hand.
+        """
+        if req.action == _DEACTIVATE and req.alarm == pb.NOSPACE:
+            active = [m for m in self._alarm_members() if m.alarm == pb.NOSPACE]
+            self.store.disarm_nospace()
+            return pb.AlarmResponse(header=self._current_header(), alarms=active)
+        if req.action == _GET:
+            members = [m for m in self._alarm_members() if req.alarm in (pb.NONE, m.alarm)]
+            return pb.AlarmResponse(header=self._current_header(), alarms=members)
+        return pb.AlarmResponse(header=self._current_header())
+
+    def defragment(self, req: pb.DefragmentRequest) -> pb.DefragmentResponse:
+        """Give free pages back to the file system (etcd's answer has no header)."""
+        self.store.defragment()
+        return pb.DefragmentResponse()
+
+    def hash_kv(self, req: pb.HashKVRequest) -> pb.HashKVResponse:
+        """etcd's hash of the key history up to a revision (0: the current one)."""
+        h = self.store.hash_kv(req.revision)
+        return pb.HashKVResponse(
+            header=self.header.message(h.revision), hash=h.hash, compact_revision=h.compact_revision
+        )
+
+    def hash(self, req: pb.HashRequest) -> pb.HashResponse:
+        """A hash of the whole key space.
+
+        etcd hashes its bolt file, which no other server can reproduce; the
+        HashKV hash at the current revision serves the same purpose (members
+        agree iff their data agrees).
+        """
+        h = self.store.hash_kv(0)
+        return pb.HashResponse(header=self.header.message(h.revision), hash=h.hash)
+
+    def move_leader(self, req: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
+        """Leadership can only "move" to this member, which already has it."""
+        if req.targetID != self.header.member_id:
+            raise errors.BadLeaderTransfereeError()
+        return pb.MoveLeaderResponse()
+
+    def _alarm_members(self) -> list[pb.AlarmMember]:
+        return [
+            pb.AlarmMember(memberID=self.header.member_id, alarm=a) for a in self.store.alarms()
+        ]
+
+    def _current_header(self) -> pb.ResponseHeader:
+        return self.header.message(self.store.revision)
+
+
+def _alarm_text(m: pb.AlarmMember) -> str:
+    """etcd's Status.errors entry for an alarm (gogoproto's compact text form)."""
+    return f"memberID:{m.memberID} alarm:{pb.AlarmType.Name(m.alarm)} "
