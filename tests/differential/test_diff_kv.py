@@ -73,7 +73,8 @@ def test_range_flags_and_filters(pair):
     pair.kv("Range", key=b"a", range_end=b"\0", keys_only=True)
     pair.kv("Range", key=b"a", range_end=b"\0", count_only=True)
     pair.kv("Range", key=b"a", range_end=b"\0", count_only=True, limit=1)
-    for field in ("min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision"):
+    filters = ("min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision")
+    for field in filters:
         for value in (0, 3, 5, 7, 100):
             pair.kv("Range", key=b"a", range_end=b"\0", **{field: value})
             pair.kv("Range", key=b"a", range_end=b"\0", limit=2, **{field: value})

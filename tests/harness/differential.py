@@ -174,9 +174,23 @@ class WatchPair:
         self.subject.close()
 
 
-def _compare_sequences(reference: Sequence[Outcome], subject: Sequence[Outcome]) -> None:
-    ref_text = "\n".join(render(normalised(r)) for r in reference)
-    sub_text = "\n".join(render(normalised(s)) for s in subject)
-    assert sub_text == ref_text, (
-        f"watch responses differ\n--- etcd:\n{ref_text}\n--- subject:\n{sub_text}"
+def _by_watcher(responses: Sequence[Outcome]) -> str:
+    """Render responses grouped by watch_id, in arrival order within a group.
+
+    etcd orders the responses of one watcher, not those of different watchers
+    on one stream (each watcher's events go out independently).
+    """
+    groups: dict[object, list[str]] = {}
+    for response in responses:
+        watch_id = "failure" if isinstance(response, RpcFailure) else response.watch_id
+        groups.setdefault(watch_id, []).append(render(normalised(response)))
+    return "\n".join(
+        f"## watch_id {watch_id}\n" + "\n".join(texts)
+        for watch_id, texts in sorted(groups.items(), key=lambda item: str(item[0]))
     )
+
+
+def _compare_sequences(reference: Sequence[Outcome], subject: Sequence[Outcome]) -> None:
+    ref_text, sub_text = _by_watcher(reference), _by_watcher(subject)
+    message = f"watch responses differ\n--- etcd:\n{ref_text}\n--- subject:\n{sub_text}"
+    assert sub_text == ref_text, message
