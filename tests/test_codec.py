@@ -11,12 +11,12 @@ import random
 
 import pytest
 
-import k0s_store.pure.codec as pure_codec
 from k0s_store.mvcc.types import DeleteRangeRequest, PutRequest, RangeRequest
 from k0s_store.proto import kv_pb2, rpc_pb2
+from k0s_store.pure import codec as pure_codec
 
 try:
-    import k0s_store._ext.codec as compiled_codec
+    from k0s_store._ext import codec as compiled_codec
 except ImportError:  # pragma: no cover - depends on the build
     compiled_codec = None
 
