@@ -10,11 +10,7 @@ from k0s_store.api.header import Header
 from k0s_store.api.settings import Settings
 from k0s_store.proto import rpc_pb2 as pb
 
-_GET, _ACTIVATE, _DEACTIVATE = (
-    pb.AlarmRequest.GET,
-    pb.AlarmRequest.ACTIVATE,
-    pb.AlarmRequest.DEACTIVATE,
-)
+_GET, _DEACTIVATE = pb.AlarmRequest.GET, pb.AlarmRequest.DEACTIVATE
 
 
 class MaintenanceService:
@@ -41,19 +37,21 @@ class MaintenanceService:
         )
 
     def alarm(self, req: pb.AlarmRequest) -> pb.AlarmResponse:
-        """List alarms, or disarm NOSPACE (raised only by the store, when full).
+        """List alarms, or disarm NOSPACE; etcd's answer carries no header.
 
-        ACTIVATE answers with no alarm: etcd raises NOSPACE itself, and
-        no client raises it by hand.
+        As in etcd, DEACTIVATE names the member whose alarm it clears
+        (etcdctl takes it from the list). ACTIVATE answers with no alarm:
+        only the store raises NOSPACE, when it is full.
         """
-        if req.action == _DEACTIVATE and req.alarm == pb.NOSPACE:
-            active = [m for m in self._alarm_members() if m.alarm == pb.NOSPACE]
-            self.store.disarm_nospace()
-            return pb.AlarmResponse(header=self._current_header(), alarms=active)
+        members = [m for m in self._alarm_members() if req.alarm in (pb.NONE, m.alarm)]
         if req.action == _GET:
-            members = [m for m in self._alarm_members() if req.alarm in (pb.NONE, m.alarm)]
-            return pb.AlarmResponse(header=self._current_header(), alarms=members)
-        return pb.AlarmResponse(header=self._current_header())
+            return pb.AlarmResponse(alarms=members)
+        if req.action == _DEACTIVATE and req.alarm == pb.NOSPACE and members:
+            if req.memberID != self.header.member_id:
+                return pb.AlarmResponse()
+            self.store.disarm_nospace()
+            return pb.AlarmResponse(alarms=members)
+        return pb.AlarmResponse()
 
     def defragment(self, req: pb.DefragmentRequest) -> pb.DefragmentResponse:
         """Give free pages back to the file system (etcd's answer has no header)."""
@@ -87,9 +85,6 @@ class MaintenanceService:
         return [
             pb.AlarmMember(memberID=self.header.member_id, alarm=a) for a in self.store.alarms()
         ]
-
-    def _current_header(self) -> pb.ResponseHeader:
-        return self.header.message(self.store.revision)
 
 
 def _alarm_text(m: pb.AlarmMember) -> str:

@@ -33,8 +33,8 @@ from collections.abc import Iterator
 
 from google.protobuf.message import DecodeError
 
+from k0s_store import errors
 from k0s_store.api.header import Header
-from k0s_store.api.kv import malformed
 from k0s_store.api.settings import MIN_PROGRESS_NOTIFY_INTERVAL, Settings
 from k0s_store.core import codec
 from k0s_store.proto import rpc_pb2
@@ -141,7 +141,10 @@ class WatchStream:
         try:
             req = rpc_pb2.WatchRequest.FromString(data)
         except DecodeError as exc:
-            raise malformed(exc) from exc
+            # grpc-go's text for a stream message it cannot unmarshal.
+            raise errors.MalformedRequestError(
+                f"grpc: failed to unmarshal the received message {exc}"
+            ) from exc
         kind = req.WhichOneof("request_union")
         if kind == "create_request":
             return self._create(req.create_request)
