@@ -105,8 +105,11 @@ def _ensure_ca(plan: Plan, layout: Layout, spec: CaSpec, config: ClusterConfig) 
     key = generate_key(config.key_type)
     cert = certs.issue_ca(key, spec.common_name, config.ca_validity)
     key_pem, cert_pem = private_key_pem(key), certs.certs_pem([cert])
-    plan.add(f"create CA {spec.name}", [key_path, cert_path],
-             lambda: write_pair(key_path, cert_path, key_pem, cert_pem))  # fmt: skip
+    plan.add(
+        f"create CA {spec.name}",
+        [key_path, cert_path],
+        lambda: write_pair(key_path, cert_path, key_pem, cert_pem),
+    )
     return Authority(spec, [cert], cert, key)
 
 
@@ -129,8 +132,11 @@ def _ensure_sa(plan: Plan, layout: Layout, config: ClusterConfig) -> None:
         raise PkiError(f"{pub_path} exists without {key_path}: restore the key or remove sa.pub")
     key = generate_key(config.key_type)
     key_pem, pub = private_key_pem(key), public_key_pem(key)
-    plan.add("create service-account key pair sa", [key_path, pub_path],
-             lambda: write_pair(key_path, pub_path, key_pem, pub))  # fmt: skip
+    plan.add(
+        "create service-account key pair sa",
+        [key_path, pub_path],
+        lambda: write_pair(key_path, pub_path, key_pem, pub),
+    )
 
 
 def _ensure_leaf(
@@ -156,11 +162,23 @@ def _ensure_leaf(
                 )
             return
         if authority.external:
-            raise PkiError(f"{spec.name}: {problems[0]}, and CA {spec.ca} is external: "
-                           f"have {csr_paths(layout, spec)[1]} signed again")  # fmt: skip
+            raise PkiError(
+                f"{spec.name}: {problems[0]}, and CA {spec.ca} is external: "
+                f"have {csr_paths(layout, spec)[1]} signed again"
+            )
         sans = _union(certs.san_strings(leaf.cert), spec.sans)
-        plan_issue(plan, spec, authority, _subject(spec), sans, config.key_type,
-                   config.leaf_validity, server, cluster, f"re-issue ({problems[0]})")  # fmt: skip
+        plan_issue(
+            plan,
+            spec,
+            authority,
+            _subject(spec),
+            sans,
+            config.key_type,
+            config.leaf_validity,
+            server,
+            cluster,
+            f"re-issue ({problems[0]})",
+        )
         return
     if authority.external:
         csr = csr_paths(layout, spec)[1]
@@ -168,8 +186,18 @@ def _ensure_leaf(
             f"{spec.name}: missing, and CA {spec.ca} is external (no "
             f"{authority.spec.path}.key): run generate-csr and have {csr} signed"
         )
-    plan_issue(plan, spec, authority, _subject(spec), spec.sans, config.key_type,
-               config.leaf_validity, server, cluster, "create")  # fmt: skip
+    plan_issue(
+        plan,
+        spec,
+        authority,
+        _subject(spec),
+        spec.sans,
+        config.key_type,
+        config.leaf_validity,
+        server,
+        cluster,
+        "create",
+    )
 
 
 def _subject(spec: LeafSpec) -> x509.Name:
