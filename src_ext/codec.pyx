@@ -1,4 +1,4 @@
-# cython: language_level=3, cdivision=True, initializedcheck=False
+# cython: language_level=3
 """Wire codec of etcd's hot messages, compiled (twin: k0s_store/pure/codec.py).
 
 Hot paths never build a protobuf object per key: stored values are marshalled
