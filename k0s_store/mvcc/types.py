@@ -127,3 +127,24 @@ class LeaseTimeToLive(NamedTuple):
     ttl: int  # remaining seconds; -1 when the lease does not exist
     granted_ttl: int
     keys: list[bytes]
+
+
+class WatchBatch(NamedTuple):
+    """What a watcher's sink receives, strictly in revision order.
+
+    `events` holds every event of each revision it covers (none for a
+    progress notice or a compaction notice); `revision` is the store
+    revision the batch brings the watcher up to; `compact_revision` is set
+    (and the watcher is dead) when its start revision was compacted.
+    """
+
+    events: list[Event]
+    revision: int
+    compact_revision: int = 0
+
+
+class StoreStatus(NamedTuple):
+    revision: int
+    db_size: int  # bytes of the data file
+    db_size_in_use: int  # bytes of pages holding live data
+    alarms: list[int]  # raised etcd AlarmType values

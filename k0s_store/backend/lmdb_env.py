@@ -1,0 +1,144 @@
+"""The LMDB environment of a store: one file, five named DBs.
+
+Layout of <data_dir>/ (byte formats are documented where they are built:
+k0s_store/mvcc/key_index.py, index.py, meta.py, lessor.py):
+
+- `key`        revision key (codec.rev_key) -> marshalled mvccpb.KeyValue
+- `index`      user key (or long-key group) -> the key's revision records
+- `meta`       current/compact revisions, cluster and member ids, alarms
+- `lease`      lease id -> granted TTL and wall-clock deadline
+- `lease_keys` lease id + user key -> user key (keys attached to a lease)
+
+Concurrency: one writer thread owns write transactions; any thread may read
+through `read()`, which passes a `ReaderGate` so that the rare map growth and
+the defragmentation swap can run with no transaction open, as LMDB requires.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import lmdb
+
+from k0s_store.backend.gate import ReaderGate
+
+DATA_FILE = "data.mdb"
+_DEFRAG_DIR = "defrag.tmp"
+_MAX_READERS = 1024
+
+
+class Databases(NamedTuple):
+    """Handles of the named DBs (replaced when the environment is reopened)."""
+
+    key: lmdb._Database
+    index: lmdb._Database
+    meta: lmdb._Database
+    lease: lmdb._Database
+    lease_keys: lmdb._Database
+
+
+class Backend:
+    """An LMDB environment with its named DBs, grown and defragmented in place.
+
+    Args:
+        path: the data directory (created if missing).
+        map_size: initial virtual map size in bytes (grows on demand).
+        sync: fsync on every commit (False only for benchmarks).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, map_size: int, sync: bool) -> None:
+        self.path = os.fspath(path)
+        os.makedirs(self.path, exist_ok=True)
+        self._sync = sync
+        self._map_size = map_size
+        self.gate = ReaderGate()
+        self._open()
+
+    def _open(self) -> None:
+        self.env = lmdb.open(
+            self.path,
+            map_size=self._map_size,
+            max_dbs=len(Databases._fields),
+            max_readers=_MAX_READERS,
+            sync=self._sync,
+            metasync=self._sync,
+            readahead=False,
+        )
+        self._map_size = self.env.info()["map_size"]
+        with self.env.begin(write=True) as txn:
+            self.dbs = Databases(
+                *(self.env.open_db(name.encode(), txn=txn) for name in Databases._fields)
+            )
+        self.page_size = self.env.stat()["psize"]
+
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        """A read transaction on the last committed state; never waits for the writer."""
+        self.gate.enter()
+        try:
+            txn = self.env.begin()
+            try:
+                yield txn
+            finally:
+                txn.abort()
+        finally:
+            self.gate.leave()
+
+    def begin_write(self) -> lmdb.Transaction:
+        """Start the write transaction (writer thread only)."""
+        return self.env.begin(write=True)
+
+    def grow(self) -> None:
+        """Double the map size; call with no write transaction open."""
+        with self.gate.exclusive():
+            self._map_size *= 2
+            self.env.set_mapsize(self._map_size)
+
+    def file_size(self) -> int:
+        """Bytes the data file spans: its last used page (what etcd calls db size)."""
+        return (self.env.info()["last_pgno"] + 1) * self.page_size
+
+    def size_in_use(self) -> int:
+        """Bytes of pages holding live data (file size minus free pages)."""
+        pages = 0
+        with self.read() as txn:
+            stats = [self.env.stat()] + [txn.stat(db) for db in self.dbs]
+        for stat in stats:
+            pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+        # Two meta pages head every LMDB file.
+        return (pages + 2) * self.page_size
+
+    def defragment(self) -> None:
+        """Replace the data file by a compacting copy (no write may run meanwhile).
+
+        Readers keep going during the copy; the swap itself holds the gate.
+        """
+        tmp = os.path.join(self.path, _DEFRAG_DIR)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.mkdir(tmp)
+        try:
+            self.env.copy(tmp, compact=True)
+            copied = os.path.join(tmp, DATA_FILE)
+            _fsync_path(copied)
+            with self.gate.exclusive():
+                self.env.close()
+                os.replace(copied, os.path.join(self.path, DATA_FILE))
+                _fsync_path(self.path)
+                self._open()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def close(self) -> None:
+        """Close the environment once no reader is inside."""
+        with self.gate.exclusive():
+            self.env.close()
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,301 @@
+"""The MVCC store: etcd 3.4's KV, lease, watch and maintenance semantics over LMDB.
+
+Threads: callers (any number) read directly from LMDB snapshots and queue
+writes; the writer applies queued writes in group commits (writer.py); the
+compactor walks physical compactions; the watch syncer replays history to
+catching-up watchers; the lease thread revokes expired leases.
+
+In-memory state, written by the writer thread only, after each commit:
+`_rev` then `_compact_rev` are read by everyone. A reader reads `_rev`
+before opening its LMDB snapshot (so the snapshot holds that revision) and
+`_compact_rev` after (so it cannot miss a compaction that removed data from
+its snapshot).
+"""
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from k0s_store.backend import Backend
+from k0s_store.errors import (
+    CompactedError,
+    EtcdError,
+    FutureRevisionError,
+    LeaseNotFoundError,
+)
+from k0s_store.mvcc import apply, meta
+from k0s_store.mvcc.compactor import Compactor
+from k0s_store.mvcc.kv_read import ReadView, end_of
+from k0s_store.mvcc.kv_write import ALARM_NOSPACE, WriteTxn
+from k0s_store.mvcc.lessor import LeaseTable, attached_keys
+from k0s_store.mvcc.types import (
+    DeleteRangeRequest,
+    LeaseGrant,
+    LeaseTimeToLive,
+    PutRequest,
+    RangeRequest,
+    Response,
+    StoreStatus,
+    TxnRequest,
+    WatchBatch,
+)
+from k0s_store.mvcc.watch_hub import Watcher, WatchHub
+from k0s_store.mvcc.writer import Writer
+
+_MIN_MAP_SIZE = 8 * 1024**3
+
+
+class Store:
+    """An etcd-v3-compatible MVCC key-value store in `data_dir`.
+
+    Args:
+        data_dir: directory of the LMDB environment (created if missing).
+        quota_bytes: writes that add data fail with NOSPACE past this db size.
+        fsync: make every acknowledged write durable (False for benchmarks only).
+        min_lease_ttl: shorter lease TTLs are raised to this.
+        lease_check_interval: seconds between expiry checks.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        *,
+        quota_bytes: int = 2 * 1024**3,
+        fsync: bool = True,
+        min_lease_ttl: int = 2,
+        lease_check_interval: float = 0.5,
+    ) -> None:
+        self._quota_bytes = quota_bytes
+        self._min_lease_ttl = min_lease_ttl
+        self._backend = Backend(data_dir, map_size=max(2 * quota_bytes, _MIN_MAP_SIZE), sync=fsync)
+        self._leases = LeaseTable()
+        dbs = self._backend.dbs
+        with self._backend.env.begin(write=True) as txn:
+            meta.initialize(txn, dbs.meta)
+            self._rev = meta.get_int(txn, dbs.meta, meta.CURRENT_REV)
+            self._compact_rev = meta.get_int(txn, dbs.meta, meta.COMPACT_REV)
+            finished = meta.get_int(txn, dbs.meta, meta.FINISHED_COMPACT)
+            self.cluster_id = meta.get_int(txn, dbs.meta, meta.CLUSTER_ID)
+            self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
+            self._leases.load(txn, dbs.lease)
+        self._writer = Writer(self._backend, self._begin, self._before_commit, self._after_commit)
+        self._hub = WatchHub(self._backend, self._rev, lambda: self._compact_rev)
+        self._compactor = Compactor(self._writer.call, finished)
+        self._compactor.schedule(self._compact_rev)
+        self._closed = threading.Event()
+        self._close_lock = threading.Lock()
+        self._lease_interval = lease_check_interval
+        self._lease_thread = threading.Thread(
+            target=self._expire_leases, name="k0s-store-leases", daemon=True
+        )
+        self._lease_thread.start()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every thread (queued writes finish first) and close the environment."""
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            self._lease_thread.join()
+            self._compactor.stop()
+            self._writer.stop()
+            self._hub.stop()
+            self._backend.close()
+
+    @property
+    def revision(self) -> int:
+        """The current committed revision."""
+        return self._rev
+
+    @property
+    def compact_revision(self) -> int:
+        """The last compacted revision (0 if none)."""
+        return self._compact_rev
+
+    # -- writer plumbing ---------------------------------------------------
+
+    def _begin(self, txn) -> WriteTxn:
+        return WriteTxn(
+            txn,
+            self._backend.dbs,
+            self._rev,
+            self._compact_rev,
+            quota_bytes=self._quota_bytes,
+            file_size=self._backend.file_size(),
+        )
+
+    def _before_commit(self, w: WriteTxn) -> None:
+        if w.rev != self._rev:
+            meta.put_int(w.txn, w.dbs.meta, meta.CURRENT_REV, w.rev)
+        self._leases.flush_dirty(w.txn, w.dbs.lease)
+
+    def _after_commit(self, w: WriteTxn) -> None:
+        self._compact_rev = w.compact_rev
+        self._rev = w.rev
+        for action in w.after_commit:
+            action()
+        self._hub.publish(w.events, w.rev)
+
+    def _write(self, fn: Callable[[WriteTxn], object]) -> Response:
+        def job(w: WriteTxn) -> Response:
+            result = fn(w)
+            return Response(w.end(), result)
+
+        return self._writer.call(job)
+
+    # -- KV ----------------------------------------------------------------
+
+    def _read(self, fn: Callable[[ReadView], object]) -> Response:
+        rev = self._rev
+        with self._backend.read() as txn:
+            view = ReadView(txn, self._backend.dbs, rev, self._compact_rev)
+            return Response(rev, fn(view))
+
+    def range(self, req: RangeRequest) -> Response:
+        """etcd's Range; result RangeResult."""
+        return self._read(lambda view: view.range(req))
+
+    def put(self, req: PutRequest) -> Response:
+        """etcd's Put; result PutResult."""
+        return self._write(lambda w: apply.put(w, req))
+
+    def delete_range(self, req: DeleteRangeRequest) -> Response:
+        """etcd's DeleteRange; result DeleteRangeResult."""
+        return self._write(lambda w: apply.delete_range(w, req))
+
+    def txn(self, req: TxnRequest) -> Response:
+        """etcd's Txn; result TxnResult. Read-only txns never queue behind writes."""
+        if apply.is_read_only(req):
+            return self._read(lambda view: apply.txn(view, req))
+        return self._write(lambda w: apply.txn(w, req))
+
+    def compact(self, revision: int, physical: bool = False) -> int:
+        """Compact history up to `revision`; returns the header revision.
+
+        With physical=True, returns once old revisions are removed for good.
+        """
+        header = self._writer.call(lambda w: (apply.schedule_compaction(w, revision), w.end())[1])
+        self._compactor.schedule(revision)
+        if physical:
+            self._compactor.wait(revision)
+        return header
+
+    # -- leases ------------------------------------------------------------
+
+    def lease_grant(self, ttl: int, lease_id: int = 0) -> LeaseGrant:
+        """etcd's LeaseGrant (id 0: a random unused id)."""
+        return self._writer.call(
+            lambda w: apply.lease_grant(w, self._leases, ttl, lease_id, self._min_lease_ttl)
+        )
+
+    def lease_revoke(self, lease_id: int) -> int:
+        """Revoke a lease and delete its keys (one revision); returns the header revision."""
+        return self._writer.call(
+            lambda w: (apply.lease_revoke(w, self._leases, lease_id), w.end())[1]
+        )
+
+    def lease_renew(self, lease_id: int) -> int:
+        """A keep-alive: reset the lease's deadline; returns its TTL."""
+        ttl = self._leases.renew(lease_id)
+        if ttl is None:
+            raise LeaseNotFoundError()
+        return ttl
+
+    def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTimeToLive:
+        """Remaining seconds (truncated, as etcd) and attached keys; TTL -1 if missing."""
+        rev = self._rev
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            return LeaseTimeToLive(rev, lease_id, -1, 0, [])
+        ttl, deadline = lease
+        remaining = max(0, int(deadline - time.time()))
+        attached: list[bytes] = []
+        if keys:
+            with self._backend.read() as txn:
+                attached = attached_keys(txn, self._backend.dbs.lease_keys, lease_id)
+        return LeaseTimeToLive(rev, lease_id, remaining, ttl, attached)
+
+    def lease_list(self) -> tuple[int, list[int]]:
+        """(header revision, ids of every lease)."""
+        return self._rev, sorted(self._leases.ids())
+
+    def _expire_leases(self) -> None:
+        while not self._closed.wait(self._lease_interval):
+            jobs = [
+                self._writer.submit(
+                    lambda w, i=lease_id: (apply.lease_revoke(w, self._leases, i), w.end())
+                )
+                for lease_id in self._leases.expired(time.time())
+            ]
+            if not jobs and self._leases.has_dirty():
+                jobs.append(self._writer.submit(lambda w: None))  # persists renewals
+            for job in jobs:
+                with contextlib.suppress(EtcdError):  # revoked meanwhile, or closing
+                    job.wait()
+
+    # -- watch -------------------------------------------------------------
+
+    def watch(
+        self,
+        key: bytes,
+        range_end: bytes,
+        start_revision: int,
+        *,
+        prev_kv: bool,
+        filters: frozenset[int],
+        sink: Callable[[WatchBatch], None],
+    ) -> Watcher:
+        """Watch [key, range_end) from start_revision (0: from the next revision).
+
+        `sink` gets WatchBatch objects in revision order from store threads and
+        must not block. A compacted start revision gets one batch with
+        compact_revision set, and the watcher is dead.
+        """
+        return self._hub.watch(key, end_of(range_end), start_revision, prev_kv, filters, sink)
+
+    # -- maintenance -------------------------------------------------------
+
+    def status(self) -> StoreStatus:
+        """Revision, db file size, bytes in use, raised alarms."""
+        return StoreStatus(
+            self._rev,
+            os.path.getsize(os.path.join(self._backend.path, "data.mdb")),
+            self._backend.size_in_use(),
+            self.alarms(),
+        )
+
+    def alarms(self) -> list[int]:
+        """Raised alarm types (etcd's AlarmType values)."""
+        with self._backend.read() as txn:
+            return meta.get_alarms(txn, self._backend.dbs.meta)
+
+    def disarm_nospace(self) -> None:
+        """Clear the NOSPACE alarm (writes that add data are accepted again)."""
+
+        def disarm(w: WriteTxn) -> None:
+            alarms = meta.get_alarms(w.txn, w.dbs.meta)
+            meta.put_alarms(w.txn, w.dbs.meta, [a for a in alarms if a != ALARM_NOSPACE])
+
+        self._writer.call(disarm)
+
+    def defragment(self) -> None:
+        """Rewrite the data file compactly (writes wait; reads go on)."""
+        self._writer.call(self._backend.defragment, exclusive=True)
+
+    def hash_kv(self, revision: int) -> tuple[int, int, int]:
+        """etcd's HashKV at `revision` (0: current): (hash, compact revision, header revision)."""
+        # Imported here: only hashing needs the crc32c extension.
+        from k0s_store.mvcc.hash import hash_by_rev
+
+        rev = self._rev
+        with self._backend.read() as txn:
+            view = ReadView(txn, self._backend.dbs, rev, self._compact_rev)
+            if 0 < revision <= view.compact_rev:
+                raise CompactedError()
+            if revision > rev:
+                raise FutureRevisionError()
+            return hash_by_rev(view, revision or rev), view.compact_rev, rev

@@ -1,0 +1,243 @@
+"""Watchers and the delivery of events to them (etcd's watchable_store).
+
+A watcher is either *synced* (it receives each committed batch as the
+writer publishes it) or *catching up* (the syncer thread replays its past
+revisions from the `key` DB, which is ordered by revision, in a read
+transaction that holds up no writer). Lock order: the hub lock is taken
+alone; sinks are called under it for synced watchers (they must not block),
+which keeps progress notices in order with events.
+
+No gap, no duplicate: `_published` is the last revision delivered to synced
+watchers. A catching-up watcher replays up to a `_published` read before its
+read transaction starts (so that data is committed), then joins the synced
+set only if nothing was published meanwhile; otherwise it replays again.
+"""
+
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from k0s_store.backend import Backend
+from k0s_store.core import codec
+from k0s_store.mvcc import index, key_index
+from k0s_store.mvcc.types import (
+    EVENT_DELETE,
+    EVENT_PUT,
+    FILTER_NODELETE,
+    FILTER_NOPUT,
+    Event,
+    WatchBatch,
+)
+
+REPLAY_CHUNK_EVENTS = 1000  # events read per replay step (whole revisions)
+
+
+class Watcher:
+    """One watch on [key, end) (end None: one key; b"": every key >= key)."""
+
+    def __init__(
+        self,
+        hub: "WatchHub",
+        key: bytes,
+        end: bytes | None,
+        next_rev: int,
+        prev_kv: bool,
+        filters: frozenset[int],
+        sink: Callable[[WatchBatch], None],
+    ) -> None:
+        self._hub = hub
+        self.key, self.end = key, end
+        self.next_rev = next_rev  # the next revision this watcher must see
+        self.prev_kv = prev_kv
+        self.skip = {
+            t
+            for t, f in ((EVENT_PUT, FILTER_NOPUT), (EVENT_DELETE, FILTER_NODELETE))
+            if f in filters
+        }
+        self.sink = sink
+        self.synced = False
+        self.dead = False
+
+    def matches(self, key: bytes) -> bool:
+        if self.end is None:
+            return key == self.key
+        return key >= self.key and (not self.end or key < self.end)
+
+    def cancel(self) -> None:
+        """Stop delivery; no sink call starts after this returns."""
+        self._hub.cancel(self)
+
+    def request_progress(self) -> None:
+        """Send an empty batch at the synced revision (nothing while catching up)."""
+        self._hub.request_progress(self)
+
+
+class WatchHub:
+    """Registers watchers, publishes committed batches, replays the past.
+
+    Args:
+        backend: the LMDB environment (replays read the `key` DB).
+        revision: the committed revision at start.
+        compact_revision: returns the current compact revision.
+    """
+
+    def __init__(
+        self, backend: Backend, revision: int, compact_revision: Callable[[], int]
+    ) -> None:
+        self._backend = backend
+        self._compact_revision = compact_revision
+        self._lock = threading.Condition(threading.Lock())
+        self._published = revision
+        self._keyed: dict[bytes, set[Watcher]] = {}
+        self._ranged: set[Watcher] = set()
+        self._catching_up: deque[Watcher] = deque()
+        self._stopping = False
+        self._syncer = threading.Thread(target=self._sync_loop, name="k0s-store-watch", daemon=True)
+        self._syncer.start()
+
+    def watch(
+        self,
+        key: bytes,
+        end: bytes | None,
+        start_revision: int,
+        prev_kv: bool,
+        filters: frozenset[int],
+        sink: Callable[[WatchBatch], None],
+    ) -> Watcher:
+        """Register a watcher (see Store.watch)."""
+        with self._lock:
+            watcher = Watcher(self, key, end, start_revision, prev_kv, filters, sink)
+            compact = self._compact_revision()
+            if start_revision == 0 or start_revision > self._published:
+                watcher.next_rev = max(start_revision, self._published + 1)
+                self._join(watcher)
+            elif start_revision < compact:
+                watcher.dead = True
+                sink(WatchBatch([], self._published, compact))
+            else:
+                self._catching_up.append(watcher)
+                self._lock.notify_all()
+            return watcher
+
+    def _join(self, watcher: Watcher) -> None:
+        watcher.synced = True
+        if watcher.end is None:
+            self._keyed.setdefault(watcher.key, set()).add(watcher)
+        else:
+            self._ranged.add(watcher)
+
+    def cancel(self, watcher: Watcher) -> None:
+        with self._lock:
+            watcher.dead = True
+            if watcher.synced:
+                watcher.synced = False
+                if watcher.end is None:
+                    group = self._keyed.get(watcher.key)
+                    if group is not None:
+                        group.discard(watcher)
+                        if not group:
+                            del self._keyed[watcher.key]
+                else:
+                    self._ranged.discard(watcher)
+
+    def request_progress(self, watcher: Watcher) -> None:
+        with self._lock:
+            if watcher.synced and not watcher.dead:
+                watcher.sink(WatchBatch([], self._published))
+
+    def publish(self, batches: list[tuple[int, list[Event], list[bytes]]], revision: int) -> None:
+        """Deliver a committed write batch (writer thread, after commit)."""
+        with self._lock:
+            self._published = revision
+            if not batches or not (self._keyed or self._ranged):
+                return
+            pending: dict[Watcher, list[Event]] = {}
+            for rev, events, keys in batches:
+                for event, key in zip(events, keys, strict=True):
+                    for watcher in self._keyed.get(key, ()):
+                        self._collect(pending, watcher, rev, event)
+                    for watcher in self._ranged:
+                        if watcher.matches(key):
+                            self._collect(pending, watcher, rev, event)
+            for watcher, events in pending.items():
+                watcher.sink(WatchBatch(events, revision))
+
+    @staticmethod
+    def _collect(pending: dict, watcher: Watcher, rev: int, event: Event) -> None:
+        if rev < watcher.next_rev or event.type in watcher.skip:
+            return
+        if not watcher.prev_kv and event.prev_kv is not None:
+            event = Event(event.type, event.kv, None)
+        pending.setdefault(watcher, []).append(event)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        self._syncer.join()
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._catching_up and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                watcher = self._catching_up.popleft()
+                target = self._published
+            if watcher.dead:
+                continue
+            self._replay_step(watcher, target)
+
+    def _replay_step(self, watcher: Watcher, target: int) -> None:
+        with self._backend.read() as txn:
+            compact = self._compact_revision()
+            if watcher.next_rev < compact:
+                with self._lock:
+                    if not watcher.dead:
+                        watcher.dead = True
+                        watcher.sink(WatchBatch([], target, compact))
+                return
+            events, reached = self._read_events(txn, watcher, target)
+        with self._lock:
+            if watcher.dead:
+                return
+            if events:
+                watcher.sink(WatchBatch(events, reached))
+            watcher.next_rev = reached + 1
+            if reached == self._published:
+                self._join(watcher)
+            else:
+                self._catching_up.append(watcher)
+
+    def _read_events(self, txn, watcher: Watcher, target: int) -> tuple[list[Event], int]:
+        """Events for `watcher` from its next revision, up to `target` or
+        about REPLAY_CHUNK_EVENTS (whole revisions); and the revision reached."""
+        dbs = self._backend.dbs
+        cursor = txn.cursor(db=dbs.key)
+        events: list[Event] = []
+        scanned = last_main = 0
+        if not cursor.set_range(codec.rev_key(watcher.next_rev, 0)):
+            return events, target
+        for rk, kv in cursor.iternext():
+            main, _, tombstone = codec.parse_rev_key(rk)
+            if main > target:
+                return events, target
+            if scanned >= REPLAY_CHUNK_EVENTS and main != last_main:
+                return events, last_main
+            scanned += 1
+            last_main = main
+            key = codec.decode_kv(kv)[0]
+            kind = EVENT_DELETE if tombstone else EVENT_PUT
+            if kind in watcher.skip or not watcher.matches(key):
+                continue
+            if tombstone:
+                kv = codec.encode_kv(key, 0, main, 0, b"", 0)
+            prev = None
+            if watcher.prev_kv:
+                records = index.get(txn, dbs.index, key)
+                live = records and key_index.live_at(records, main - 1)
+                if live:
+                    prev = txn.get(codec.rev_key(*live), db=dbs.key)
+            events.append(Event(kind, kv, prev))
+        return events, target

@@ -1,0 +1,164 @@
+"""Group commit: one thread applies every queued write in one LMDB transaction.
+
+Callers queue a job (a function of the batch's `WriteTxn`) and wait. The
+writer takes everything queued, applies each job in turn (each gets its own
+main revision if it changes something), commits once (one fsync), then
+publishes and wakes the callers. A job that raises an `EtcdError` before
+changing anything fails alone. Anything else (a bug, a partial change)
+aborts the batch, which is then re-run one job per transaction so that only
+the culprit fails. A full map is grown and the batch retried.
+
+Exclusive jobs (defragmentation) run between batches, with no write
+transaction open.
+"""
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import lmdb
+
+from k0s_store.backend import Backend
+from k0s_store.errors import EtcdError, StoppedError
+from k0s_store.mvcc.kv_write import WriteTxn
+
+
+class Job:
+    """A queued write; `wait()` returns its result or raises its error."""
+
+    __slots__ = ("_done", "error", "exclusive", "fn", "result")
+
+    def __init__(self, fn: Callable, exclusive: bool) -> None:
+        self.fn = fn
+        self.exclusive = exclusive
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    def finish(self) -> None:
+        self._done.set()
+
+    def wait(self) -> Any:
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Writer:
+    """The writer thread.
+
+    Args:
+        backend: the LMDB environment.
+        begin: makes the batch's WriteTxn from a fresh write transaction.
+        before_commit: last writes of a batch (revision, renewed leases).
+        after_commit: runs once the batch is durable, before callers wake.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        begin: Callable[[lmdb.Transaction], WriteTxn],
+        before_commit: Callable[[WriteTxn], None],
+        after_commit: Callable[[WriteTxn], None],
+    ) -> None:
+        self._backend = backend
+        self._begin = begin
+        self._before_commit = before_commit
+        self._after_commit = after_commit
+        self._queue: deque[Job] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="k0s-store-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Job:
+        """Queue a job; exclusive jobs get fn() with no transaction open."""
+        job = Job(fn, exclusive)
+        with self._cond:
+            if self._stopping:
+                job.error = StoppedError()
+                job.finish()
+                return job
+            self._queue.append(job)
+            self._cond.notify()
+        return job
+
+    def call(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Any:
+        """Queue a job and wait for its result."""
+        return self.submit(fn, exclusive).wait()
+
+    def stop(self) -> None:
+        """Finish the queued jobs, then stop the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _take(self) -> list[Job]:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            jobs: list[Job] = []
+            while self._queue:
+                if self._queue[0].exclusive:
+                    if not jobs:
+                        jobs.append(self._queue.popleft())
+                    break
+                jobs.append(self._queue.popleft())
+            return jobs
+
+    def _run(self) -> None:
+        while True:
+            jobs = self._take()
+            if not jobs:
+                return
+            if jobs[0].exclusive:
+                self._run_exclusive(jobs[0])
+            else:
+                self._run_batch(jobs)
+            for job in jobs:
+                job.finish()
+
+    def _run_exclusive(self, job: Job) -> None:
+        try:
+            job.result = job.fn()
+        except BaseException as exc:
+            job.error = exc
+
+    def _run_batch(self, jobs: list[Job]) -> None:
+        while True:
+            try:
+                w = self._commit(jobs)
+                break
+            except lmdb.MapFullError:
+                self._backend.grow()
+            except BaseException as exc:
+                if len(jobs) == 1:
+                    jobs[0].result, jobs[0].error = None, exc
+                    return
+                for job in jobs:
+                    self._run_batch([job])
+                return
+        self._after_commit(w)
+
+    def _commit(self, jobs: list[Job]) -> WriteTxn:
+        txn = self._backend.begin_write()
+        try:
+            w = self._begin(txn)
+            for job in jobs:
+                job.result = job.error = None
+                try:
+                    job.result = job.fn(w)
+                except EtcdError as exc:
+                    if w.changes:
+                        raise
+                    job.error = exc
+            self._before_commit(w)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        return w
