@@ -1,0 +1,70 @@
+"""Differential: malformed bytes, oversized requests, unknown methods.
+
+Sent raw (identity serializers) so nothing client-side fixes them up; the
+gRPC code and message must match etcd's, and the store must be intact after.
+"""
+
+import pytest
+
+from k0s_store.proto import rpc_pb2
+
+pytestmark = pytest.mark.etcd
+
+MIB = 1024 * 1024
+
+MALFORMED = [
+    b"\xff",  # truncated varint tag
+    b"\x0a\x05ab",  # key field claims 5 bytes, has 2
+    b"\x0a",  # length missing
+    b"\x08",  # varint value missing
+    b"\x07",  # invalid wire type 7 (field 0)
+    b"\x0a\x02ab\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # varint too long
+]
+
+
+@pytest.mark.parametrize("payload", MALFORMED, ids=lambda p: p.hex())
+@pytest.mark.parametrize("method", ["Range", "Put", "DeleteRange", "Txn", "Compact"])
+def test_malformed_protobuf(pair, method, payload):
+    pair.raw_same(f"/etcdserverpb.KV/{method}", payload)
+    pair.kv("Range", key=b"\0", range_end=b"\0")
+
+
+def test_malformed_lease_and_maintenance(pair):
+    for path in (
+        "/etcdserverpb.Lease/LeaseGrant",
+        "/etcdserverpb.Lease/LeaseRevoke",
+        "/etcdserverpb.Maintenance/Status",
+    ):
+        for payload in MALFORMED[:3]:
+            pair.raw_same(path, payload)
+
+
+def test_unknown_fields_are_ignored(pair):
+    # A RangeRequest with key "a" and an unknown field 99 (varint 1).
+    pair.kv("Put", key=b"a", value=b"1")
+    pair.raw_same("/etcdserverpb.KV/Range", b"\x0a\x01a\x98\x06\x01")
+
+
+@pytest.mark.parametrize("size", [int(1.5 * MIB) + 1024, int(1.9 * MIB), 3 * MIB])
+def test_oversized_requests(pair, size):
+    pair.kv("Put", key=b"big", value=b"x" * size)
+    ops = [
+        rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"t%d" % i, value=b"y" * (size // 4)))
+        for i in range(4)
+    ]
+    pair.kv("Txn", success=ops)
+    pair.kv("Range", key=b"\0", range_end=b"\0", count_only=True)
+    pair.kv("Put", key=b"small", value=b"x" * (MIB))  # under the limit: accepted
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etcdserverpb.KV/Nope",
+        "/etcdserverpb.Nope/Range",
+        "/nope.KV/Range",
+        "/etcdserverpb.Lease/Nope",
+    ],
+)
+def test_unknown_methods(pair, path):
+    pair.raw_same(path, b"")
