@@ -33,7 +33,7 @@ class MaintenanceService:
             raftIndex=st.revision,
             raftAppliedIndex=st.revision,
             raftTerm=self.header.raft_term,
-            errors=[_alarm_text(m) for m in self._alarm_members()],
+            errors=[_alarm_text(m) for m in self._alarm_members(st.alarms)],
         )
 
     def alarm(self, req: pb.AlarmRequest) -> pb.AlarmResponse:
@@ -60,9 +60,9 @@ class MaintenanceService:
 
     def hash_kv(self, req: pb.HashKVRequest) -> pb.HashKVResponse:
         """etcd's hash of the key history up to a revision (0: the current one)."""
-        h = self.store.hash_kv(req.revision)
+        hash_, compact_revision, revision = self.store.hash_kv(req.revision)
         return pb.HashKVResponse(
-            header=self.header.message(h.revision), hash=h.hash, compact_revision=h.compact_revision
+            header=self.header.message(revision), hash=hash_, compact_revision=compact_revision
         )
 
     def hash(self, req: pb.HashRequest) -> pb.HashResponse:
@@ -72,8 +72,8 @@ class MaintenanceService:
         HashKV hash at the current revision serves the same purpose (members
         agree iff their data agrees).
         """
-        h = self.store.hash_kv(0)
-        return pb.HashResponse(header=self.header.message(h.revision), hash=h.hash)
+        hash_, _, revision = self.store.hash_kv(0)
+        return pb.HashResponse(header=self.header.message(revision), hash=hash_)
 
     def move_leader(self, req: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
         """Leadership can only "move" to this member, which already has it."""
@@ -81,10 +81,10 @@ class MaintenanceService:
             raise errors.BadLeaderTransfereeError()
         return pb.MoveLeaderResponse()
 
-    def _alarm_members(self) -> list[pb.AlarmMember]:
-        return [
-            pb.AlarmMember(memberID=self.header.member_id, alarm=a) for a in self.store.alarms()
-        ]
+    def _alarm_members(self, alarms: list[int] | None = None) -> list[pb.AlarmMember]:
+        if alarms is None:
+            alarms = self.store.alarms()
+        return [pb.AlarmMember(memberID=self.header.member_id, alarm=a) for a in alarms]
 
 
 def _alarm_text(m: pb.AlarmMember) -> str:
