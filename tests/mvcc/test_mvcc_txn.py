@@ -97,7 +97,7 @@ def test_one_revision_sub_revisions_and_reads_of_own_writes(abc):
     )
     resp = abc.txn(req)
     assert resp.revision == 5
-    put_x, range_x, del_a, range_all, put_y = resp.result.responses
+    _, range_x, del_a, range_all, put_y = resp.result.responses
     assert kv(range_x.kvs[0]) == (b"x", 5, 5, 1, b"1", 0)
     assert del_a.deleted == 1 and kv(del_a.prev_kvs[0])[0] == b"a"
     assert keys(range_all.kvs) == [b"b", b"x"]

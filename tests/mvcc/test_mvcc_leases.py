@@ -1,0 +1,114 @@
+"""Leases: grant, renew, time-to-live, revoke, expiry, persistence."""
+
+import time
+
+import pytest
+from conftest import keys
+
+from k0s_store.errors import (
+    LeaseExistsError,
+    LeaseNotFoundError,
+    LeaseTTLTooLargeError,
+)
+from k0s_store.mvcc.types import EVENT_DELETE, PutRequest, RangeRequest
+
+
+def test_grant_rules(store):
+    grant = store.lease_grant(0)
+    assert grant.ttl == 1 and grant.id > 0  # raised to min_lease_ttl
+    assert store.lease_grant(30, 77).id == 77
+    with pytest.raises(LeaseExistsError):
+        store.lease_grant(30, 77)
+    with pytest.raises(LeaseTTLTooLargeError):
+        store.lease_grant(9_000_000_001)
+    assert store.lease_grant(9_000_000_000).ttl == 9_000_000_000
+    rev, ids = store.lease_list()
+    assert rev == 1 and 77 in ids and grant.id in ids and len(ids) == 3
+    assert store.revision == 1  # grants take no revision
+
+
+def test_time_to_live_and_renew(store):
+    lease = store.lease_grant(30).id
+    store.put(PutRequest(b"b", b"", lease=lease))
+    store.put(PutRequest(b"a", b"", lease=lease))
+    ttl = store.lease_time_to_live(lease, keys=True)
+    assert ttl.granted_ttl == 30 and ttl.ttl in (29, 30) and ttl.keys == [b"a", b"b"]
+    assert store.lease_time_to_live(lease).keys == []
+    assert store.lease_renew(lease) == 30
+    missing = store.lease_time_to_live(999)
+    assert missing.ttl == -1 and missing.id == 999
+    with pytest.raises(LeaseNotFoundError):
+        store.lease_renew(999)
+
+
+def test_reattaching_a_key_detaches_it(store):
+    first, second = store.lease_grant(60).id, store.lease_grant(60).id
+    store.put(PutRequest(b"k", b"", lease=first))
+    store.put(PutRequest(b"k", b"", lease=second))
+    assert store.lease_time_to_live(first, keys=True).keys == []
+    assert store.lease_time_to_live(second, keys=True).keys == [b"k"]
+    store.put(PutRequest(b"k", b""))  # no lease: detached
+    assert store.lease_time_to_live(second, keys=True).keys == []
+    store.put(PutRequest(b"k", b"", lease=first))
+    store.lease_revoke(second)
+    assert store.range(RangeRequest(b"k")).result.count == 1
+
+
+def test_revoke_deletes_keys_in_one_revision(store):
+    lease = store.lease_grant(60).id
+    long_key = b"L" * 1000
+    for key in (b"x", b"y", long_key):
+        store.put(PutRequest(key, b"v", lease=lease))
+    events = []
+    store.watch(b"\0", b"\0", 0, prev_kv=False, filters=frozenset(), sink=events.append)
+    assert store.lease_revoke(lease) == 5
+    assert store.range(RangeRequest(b"\0", b"\0")).result.count == 0
+    with pytest.raises(LeaseNotFoundError):
+        store.lease_revoke(lease)
+    assert store.lease_time_to_live(lease).ttl == -1
+    deadline = time.time() + 5
+    while not events and time.time() < deadline:
+        time.sleep(0.01)
+    (batch,) = events
+    assert batch.revision == 5 and [e.type for e in batch.events] == [EVENT_DELETE] * 3
+    empty = store.lease_grant(60).id
+    assert store.lease_revoke(empty) == 5  # no key: no revision
+
+
+def test_expiry_revokes_with_delete_events(store):
+    lease = store.lease_grant(1).id
+    store.put(PutRequest(b"e", b"v", lease=lease))
+    deadline = time.time() + 5
+    while store.range(RangeRequest(b"e")).result.count and time.time() < deadline:
+        time.sleep(0.05)
+    assert store.range(RangeRequest(b"e")).result.count == 0
+    assert store.lease_time_to_live(lease).ttl == -1
+    assert store.revision == 3
+
+
+def test_leases_survive_restart_with_their_remaining_ttl(open_store):
+    store = open_store()
+    kept = store.lease_grant(60).id
+    short = store.lease_grant(1).id
+    store.put(PutRequest(b"kept", b"", lease=kept))
+    store.put(PutRequest(b"short", b"", lease=short))
+    store.close()
+    time.sleep(1.1)  # `short` expires while the store is down
+    store = open_store()
+    ttl = store.lease_time_to_live(kept, keys=True)
+    assert ttl.granted_ttl == 60 and 57 <= ttl.ttl <= 59 and ttl.keys == [b"kept"]
+    deadline = time.time() + 5
+    while store.range(RangeRequest(b"short")).result.count and time.time() < deadline:
+        time.sleep(0.05)
+    assert keys(store.range(RangeRequest(b"\0", b"\0")).result.kvs) == [b"kept"]
+
+
+def test_renewal_is_persisted(open_store):
+    store = open_store()
+    lease = store.lease_grant(3).id
+    time.sleep(1.2)
+    store.lease_renew(lease)
+    time.sleep(0.3)  # the lease thread flushes the new deadline
+    store.close()
+    store = open_store()
+    assert store.lease_time_to_live(lease).ttl == 2  # not 0: the renewal counted
