@@ -7,12 +7,11 @@ protobuf object is built per key. Txn is parsed with the generated class
 (its shape is recursive) and answered as bytes.
 """
 
-from google.protobuf.message import DecodeError
-
 from k0s_store import errors
 from k0s_store.api import validation
 from k0s_store.api.header import Header, nested_header
 from k0s_store.api.settings import Settings
+from k0s_store.api.unmarshal_errors import malformed, parse
 from k0s_store.core import codec
 from k0s_store.mvcc.types import (
     CMP_CREATE,
@@ -52,11 +51,6 @@ _COMPARE_OPERAND = {
 OP_RANGE, OP_PUT, OP_DELETE_RANGE, OP_TXN = 1, 2, 3, 4
 
 
-def malformed(exc: Exception) -> errors.EtcdError:
-    """The error for a request body that does not parse (grpc-go's text)."""
-    return errors.MalformedRequestError(f"{errors.MalformedRequestError.message}: {exc}")
-
-
 class KVService:
     """The KV service over a store.
 
@@ -76,7 +70,7 @@ class KVService:
         try:
             req = RangeRequest(*codec.decode_range_request(request))
         except ValueError as exc:
-            raise malformed(exc) from exc
+            raise malformed(rpc_pb2.RangeRequest.DESCRIPTOR, request, exc) from exc
         validation.check_range(req)
         resp = self.store.range(req)
         r = resp.result
@@ -89,7 +83,7 @@ class KVService:
         try:
             req = PutRequest(*codec.decode_put_request(request))
         except ValueError as exc:
-            raise malformed(exc) from exc
+            raise malformed(rpc_pb2.PutRequest.DESCRIPTOR, request, exc) from exc
         validation.check_put(req)
         self._check_raft_size(len(request))
         resp = self.store.put(req)
@@ -100,7 +94,7 @@ class KVService:
         try:
             req = DeleteRangeRequest(*codec.decode_delete_range_request(request))
         except ValueError as exc:
-            raise malformed(exc) from exc
+            raise malformed(rpc_pb2.DeleteRangeRequest.DESCRIPTOR, request, exc) from exc
         validation.check_delete_range(req)
         self._check_raft_size(len(request))
         resp = self.store.delete_range(req)
@@ -111,11 +105,7 @@ class KVService:
 
     def txn(self, request: bytes) -> bytes:
         """Txn: marshalled TxnRequest in, marshalled TxnResponse out."""
-        try:
-            message = rpc_pb2.TxnRequest.FromString(request)
-        except DecodeError as exc:
-            raise malformed(exc) from exc
-        req = txn_from_message(message)
+        req = txn_from_message(parse(rpc_pb2.TxnRequest, request))
         validation.check_txn(req, self.settings.max_txn_ops)
         self._check_raft_size(len(request))
         resp = self.store.txn(req)

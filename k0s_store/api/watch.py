@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError
 from k0s_store import errors
 from k0s_store.api.header import Header
 from k0s_store.api.settings import MIN_PROGRESS_NOTIFY_INTERVAL, Settings
+from k0s_store.api.unmarshal_errors import gogo_unmarshal_error
 from k0s_store.core import codec
 from k0s_store.proto import rpc_pb2
 
@@ -142,8 +143,9 @@ class WatchStream:
             req = rpc_pb2.WatchRequest.FromString(data)
         except DecodeError as exc:
             # grpc-go's text for a stream message it cannot unmarshal.
+            detail = gogo_unmarshal_error(rpc_pb2.WatchRequest.DESCRIPTOR, data) or exc
             raise errors.MalformedRequestError(
-                f"grpc: failed to unmarshal the received message {exc}"
+                f"grpc: failed to unmarshal the received message {detail}"
             ) from exc
         kind = req.WhichOneof("request_union")
         if kind == "create_request":

@@ -28,6 +28,7 @@ from k0s_store.api.kv import KVService
 from k0s_store.api.lease import LeaseService
 from k0s_store.api.maintenance import MaintenanceService
 from k0s_store.api.settings import Settings
+from k0s_store.api.unmarshal_errors import parse
 from k0s_store.api.watch import WatchService
 from k0s_store.errors import EtcdError
 from k0s_store.proto import rpc_pb2 as pb
@@ -77,17 +78,20 @@ def _abort(context: grpc.ServicerContext, e: EtcdError) -> None:
 
 
 def _unary(fn: Callable, request_type=None, response_type=None) -> grpc.RpcMethodHandler:
-    """A unary handler mapping EtcdError to its gRPC status; bytes in/out without types."""
+    """A unary handler mapping EtcdError to its gRPC status.
 
-    def handle(request, context):
+    Without types, `fn` takes and returns bytes. With them, the request is
+    parsed here rather than by grpcio, so that a malformed one gets etcd's error.
+    """
+
+    def handle(request: bytes, context):
         try:
-            return fn(request)
+            return fn(parse(request_type, request) if request_type else request)
         except EtcdError as e:
             _abort(context, e)
 
     return grpc.unary_unary_rpc_method_handler(
         handle,
-        request_deserializer=request_type.FromString if request_type else None,
         response_serializer=response_type.SerializeToString if response_type else None,
     )
 

@@ -6,6 +6,7 @@ from k0s_store import errors
 from k0s_store.api import validation
 from k0s_store.api.kv import KVService, txn_from_message
 from k0s_store.api.settings import Settings
+from k0s_store.api.unmarshal_errors import gogo_unmarshal_error
 from k0s_store.mvcc.types import (
     Compare,
     DeleteRangeRequest,
@@ -135,3 +136,25 @@ def test_a_write_larger_than_max_request_bytes_is_too_large():
     request = rpc_pb2.PutRequest(key=b"k", value=b"v" * 1000).SerializeToString()
     with pytest.raises(errors.RequestTooLargeError):
         kv.put(request)
+
+
+@pytest.mark.parametrize(
+    ("message", "data", "text"),
+    [
+        (rpc_pb2.RangeRequest, b"\xff", "unexpected EOF"),
+        (rpc_pb2.RangeRequest, b"\x0a\x05ab", "unexpected EOF"),
+        (rpc_pb2.RangeRequest, b"\x07", "proto: RangeRequest: illegal tag 0 (wire type 7)"),
+        (rpc_pb2.PutRequest, b"\x08", "proto: wrong wireType = 0 for field Key"),
+        (rpc_pb2.PutRequest, b"\x0c", "proto: PutRequest: wiretype end group for non-group"),
+        (rpc_pb2.LeaseGrantRequest, b"\x0a\xff", "proto: wrong wireType = 2 for field TTL"),
+        (rpc_pb2.RangeRequest, b"\x18" + b"\xff" * 10 + b"\x01", "proto: integer overflow"),
+        (
+            rpc_pb2.TxnRequest,
+            b"\x12\x02\x0a\x00\x12\x01\x08",  # success[1] is a RequestOp with a bad tag
+            "proto: wrong wireType = 0 for field RequestRange",
+        ),
+        (rpc_pb2.RangeRequest, b"\x0a\x01a\x98\x06\x01", None),  # unknown field: fine
+    ],
+)
+def test_unmarshal_errors_are_gogoprotos(message, data, text):
+    assert gogo_unmarshal_error(message.DESCRIPTOR, data) == text
