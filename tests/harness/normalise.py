@@ -6,6 +6,8 @@ Txn responses included). Header revisions stay. Lease TTLs that tick with
 wall time get a tolerance in the tests that need it, not here.
 """
 
+import hashlib
+
 from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -50,4 +52,19 @@ def render(outcome: Outcome | bytes) -> str:
     if isinstance(outcome, bytes):
         return f"BYTES {outcome!r}"
     name = outcome.DESCRIPTOR.name
-    return f"{name} {{\n{text_format.MessageToString(normalised(outcome), as_utf8=False)}}}"
+    text = text_format.MessageToString(normalised(outcome), as_utf8=False)
+    return f"{name} {{\n{_shorten_lines(text)}}}"
+
+
+MAX_LINE = 200
+
+
+def _shorten_lines(text: str) -> str:
+    """Cut huge values (MiB-sized test payloads) so diffs stay readable."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if len(line) > MAX_LINE:
+            digest = hashlib.sha256(line.encode()).hexdigest()[:16]
+            line = f"{line[:MAX_LINE]}... ({len(line)} chars, sha256 {digest})\n"
+        lines.append(line)
+    return "".join(lines)
