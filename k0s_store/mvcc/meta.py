@@ -3,7 +3,8 @@
 Values are 8-byte big-endian unsigned integers unless said otherwise:
 
 - CURRENT_REV         the last committed main revision (1 in a fresh store)
-- COMPACT_REV         the last scheduled compaction (reads below it fail)
+- COMPACT_REV         the last scheduled compaction (reads below it fail);
+                      absent until the first one (etcd's -1)
 - FINISHED_COMPACT    the last compaction physically done (<= COMPACT_REV)
 - CLUSTER_ID, MEMBER_ID  random nonzero ids chosen at creation
 - ALARMS              one byte per raised alarm type (etcd's AlarmType), sorted

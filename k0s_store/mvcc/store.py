@@ -75,8 +75,9 @@ class Store:
         with self._backend.env.begin(write=True) as txn:
             meta.initialize(txn, dbs.meta)
             self._rev = meta.get_int(txn, dbs.meta, meta.CURRENT_REV)
-            self._compact_rev = meta.get_int(txn, dbs.meta, meta.COMPACT_REV)
-            finished = meta.get_int(txn, dbs.meta, meta.FINISHED_COMPACT)
+            # As in etcd, -1 until the first compaction (so Compact(0) succeeds once).
+            self._compact_rev = meta.get_int(txn, dbs.meta, meta.COMPACT_REV, -1)
+            finished = meta.get_int(txn, dbs.meta, meta.FINISHED_COMPACT, -1)
             self.cluster_id = meta.get_int(txn, dbs.meta, meta.CLUSTER_ID)
             self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
             self._leases.load(txn, dbs.lease)
@@ -114,7 +115,7 @@ class Store:
     @property
     def compact_revision(self) -> int:
         """The last compacted revision (0 if none)."""
-        return self._compact_rev
+        return max(self._compact_rev, 0)
 
     # -- writer plumbing ---------------------------------------------------
 
@@ -287,7 +288,8 @@ class Store:
         self._writer.call(self._backend.defragment, exclusive=True)
 
     def hash_kv(self, revision: int) -> tuple[int, int, int]:
-        """etcd's HashKV at `revision` (0: current): (hash, compact revision, header revision)."""
+        """etcd's HashKV at `revision` (0: current): (hash, compact revision, header
+        revision); the compact revision is -1 before the first compaction, as in etcd."""
         # Imported here: only hashing needs the crc32c extension.
         from k0s_store.mvcc.hash import hash_by_rev
 

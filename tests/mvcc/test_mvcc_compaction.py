@@ -48,6 +48,10 @@ def test_physical_compaction_follows_key_index_rules(store, at, left):
 
 
 def test_compact_errors(store):
+    assert store.hash_kv(0)[1] == -1  # etcd's compact revision before any compaction
+    store.compact(0)  # succeeds once, as in etcd (its compact revision starts at -1)
+    with pytest.raises(CompactedError):
+        store.compact(0)
     example(store)
     store.compact(3)
     with pytest.raises(CompactedError):
@@ -117,6 +121,8 @@ def test_hash_kv_matches_real_etcd(store, etcd_server):
     channel = etcd_server.channel()
     kv_stub = rpc_pb2_grpc.KVStub(channel)
     maintenance = rpc_pb2_grpc.MaintenanceStub(channel)
+    empty = maintenance.HashKV(rpc_pb2.HashKVRequest(revision=0))
+    assert store.hash_kv(0)[:2] == (empty.hash, empty.compact_revision)
     example(store)
     kv_stub.Put(rpc_pb2.PutRequest(key=b"foo", value=b"1"))
     kv_stub.Put(rpc_pb2.PutRequest(key=b"foo", value=b"2"))
