@@ -37,6 +37,7 @@ from k0s_store.transport.listeners import Listener, TLSFiles
 log = logging.getLogger("k0s_store.grpc")
 
 DEFAULT_MAX_WORKERS = 4096
+HARD_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 # Keepalive as etcd's defaults: the server pings an idle client every 2 h
 # (--grpc-keepalive-interval) and drops it after 20 s without an answer
@@ -77,7 +78,18 @@ def _abort(context: grpc.ServicerContext, e: EtcdError) -> None:
     context.abort(grpc.StatusCode[e.code], e.message)
 
 
-def _unary(fn: Callable, request_type=None, response_type=None) -> grpc.RpcMethodHandler:
+def _check_size(request: bytes, limit: int, context: grpc.ServicerContext) -> None:
+    """grpc-go's check of the message size, with its text (grpcio words it differently)."""
+    if len(request) > limit:
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"grpc: received message larger than max ({len(request)} vs. {limit})",
+        )
+
+
+def _unary_handler(
+    fn: Callable, limit: int, request_type=None, response_type=None
+) -> grpc.RpcMethodHandler:
     """A unary handler mapping EtcdError to its gRPC status.
 
     Without types, `fn` takes and returns bytes. With them, the request is
@@ -85,6 +97,7 @@ def _unary(fn: Callable, request_type=None, response_type=None) -> grpc.RpcMetho
     """
 
     def handle(request: bytes, context):
+        _check_size(request, limit, context)
         try:
             return fn(parse(request_type, request) if request_type else request)
         except EtcdError as e:
@@ -137,14 +150,18 @@ def _keepalive_handler(service: LeaseService) -> grpc.RpcMethodHandler:
     )
 
 
-def register(server: grpc.Server, s: Services) -> None:
+def register(server: grpc.Server, s: Services, max_message_bytes: int) -> None:
     """Register every etcd service of `s` on `server`.
 
-    Not served (grpcio answers UNIMPLEMENTED): the Auth service and
-    Maintenance.Snapshot.
+    Requests over `max_message_bytes` are refused. Not served (UNIMPLEMENTED,
+    as any unknown method): the Auth service and Maintenance.Snapshot.
     """
     m = s.maintenance
     c = s.cluster
+
+    def _unary(fn: Callable, request_type=None, response_type=None) -> grpc.RpcMethodHandler:
+        return _unary_handler(fn, max_message_bytes, request_type, response_type)
+
     handlers = {
         "etcdserverpb.KV": {
             "Range": _unary(s.kv.range),
@@ -186,8 +203,30 @@ def register(server: grpc.Server, s: Services) -> None:
         },
     }
     server.add_generic_rpc_handlers(
-        tuple(grpc.method_handlers_generic_handler(name, h) for name, h in handlers.items())
+        (
+            *(grpc.method_handlers_generic_handler(name, h) for name, h in handlers.items()),
+            _UnknownMethods(handlers),
+        )
     )
+
+
+class _UnknownMethods(grpc.GenericRpcHandler):
+    """Answers every method not registered with grpc-go's UNIMPLEMENTED text."""
+
+    def __init__(self, handlers: dict[str, dict]) -> None:
+        self.services = set(handlers)
+
+    def service(self, handler_call_details):
+        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
+        if service in self.services:
+            text = f"unknown method {method} for service {service}"
+        else:
+            text = f"unknown service {service}"
+
+        def refuse(request_iterator, context):
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, text)
+
+        return grpc.stream_stream_rpc_method_handler(refuse)
 
 
 class BoundServer(NamedTuple):
@@ -209,13 +248,17 @@ def start_server(
     A TCP port 0 is replaced by the port the system picked.
     """
     options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        # A hard cap only: the handlers apply etcd's limit, with grpc-go's error.
+        (
+            "grpc.max_receive_message_length",
+            max(settings.max_message_bytes, HARD_MAX_MESSAGE_BYTES),
+        ),
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),
         *_KEEPALIVE_OPTIONS,
     ]
     server = grpc.server(ThreadPoolExecutor(max_workers=max_workers), options=options)
-    register(server, build_services(store, settings))
+    register(server, build_services(store, settings), settings.max_message_bytes)
     addresses = []
     for listener in listeners:
         if listener.secure:
