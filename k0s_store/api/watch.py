@@ -17,8 +17,8 @@ with the progress fix of 3.4.25 that kube-apiserver relies on from 3.4.31:
 - a compacted start: the created response, then one with compact_revision
   set, canceled, and header revision 0.
 - RequestProgress: one response with watch_id -1 once every watcher of the
-  stream is synced, at a revision all of them have delivered; nothing
-  when the stream has no watcher.
+  stream is synced, at a revision all of them have delivered (the current
+  revision when the stream has no watcher, as etcd 3.4.23 answers).
 - progress_notify: every interval (plus up to 10% jitter), an empty
   response to each such watcher that sent no events since the last tick.
 - fragment: a response larger than the max message size is split into
@@ -242,8 +242,6 @@ class WatchStream:
     def _request_progress_all(self) -> None:
         if self._all_progress is None:
             live = [w for w in self._watches.values() if not w.dead]
-            if not live:
-                return  # etcd sends nothing for a stream without watchers
             self._all_progress = dict.fromkeys(w.id for w in live)
         for watch_id, revision in self._all_progress.items():
             w = self._watches.get(watch_id)
