@@ -134,6 +134,6 @@ def test_tls_with_client_certificates(servers, tls_files):
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_check_perf_load_m(ctl):
-    result = ctl.run("check", "perf", "--load=m", check=False)
+    result = ctl.run("check", "perf", "--load=m", check=False, timeout=150)
     assert result.returncode == 0 and "PASS" in result.stdout, result.stdout + result.stderr[-2000:]
     assert "FAIL" not in result.stdout, result.stdout

@@ -34,7 +34,11 @@ class Etcdctl:
         return {**os.environ, "ETCDCTL_API": "3"}
 
     def run(
-        self, *args: str, stdin: str | None = None, check: bool = True
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = CTL_TIMEOUT_S,
     ) -> subprocess.CompletedProcess:
         """Run to completion; with `check`, a non-zero exit fails with stderr."""
         result = subprocess.run(
@@ -43,7 +47,7 @@ class Etcdctl:
             capture_output=True,
             text=True,
             env=self.env(),
-            timeout=CTL_TIMEOUT_S,
+            timeout=timeout,
         )
         if check:
             assert result.returncode == 0, f"etcdctl {' '.join(args)}: {result.stderr}"
