@@ -119,7 +119,7 @@ def test_delete_range(pair):
 
 
 def test_long_and_binary_keys(pair):
-    keys = [b"x" * 600, b"x" * 600 + b"\xff", b"x" * 3000, bytes(range(256))]
+    keys = [b"x" * 600, b"x" * 600 + b"\xff", b"x" * 3000, b"x" * 100_000, bytes(range(256))]
     for key in keys:
         pair.kv("Put", key=key, value=key[::-1])
     for key in keys:
@@ -127,3 +127,14 @@ def test_long_and_binary_keys(pair):
     pair.kv("Range", key=b"x", range_end=b"y", keys_only=True)
     pair.kv("DeleteRange", key=b"x" * 600, range_end=b"x" * 601, prev_kv=True)
     pair.kv("Range", key=b"\0", range_end=b"\0", keys_only=True)
+
+
+def test_hash_kv_matches(pair):
+    _fill(pair)
+    pair.kv("DeleteRange", key=b"b", range_end=b"c")
+    pair.kv("Put", key=b"a", value=b"again")
+    for revision in (0, 3, 8):
+        pair.same("Maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=revision))
+    pair.kv("Compact", revision=5)
+    pair.same("Maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=0))
+    pair.same("Maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=4))

@@ -178,12 +178,18 @@ class WatchPair:
         assert len(reference) == count, f"etcd sent only {len(reference)} of {count} responses"
         return reference
 
-    def expect_same_drained(self, quiet: float = 0.6) -> list[Outcome]:
-        """Receive until quiet on both sides; compare with event batches merged."""
+    def expect_same_drained(self, quiet: float = 0.6, *, merge: bool = True) -> list[Outcome]:
+        """Receive until quiet on both sides and compare.
+
+        With `merge`, consecutive event batches of a watcher are merged first
+        (see `merge_event_batches`); without, responses compare as sent.
+        """
         reference = self.reference.drain(quiet)
         subject = self.subject.drain(quiet)
         assert_events_grouped_by_revision(subject)
-        _compare_sequences(merge_event_batches(reference), merge_event_batches(subject))
+        if merge:
+            reference, subject = merge_event_batches(reference), merge_event_batches(subject)
+        _compare_sequences(reference, subject)
         return reference
 
     def close(self) -> None:
