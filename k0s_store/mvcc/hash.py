@@ -6,9 +6,7 @@ revision that a compaction at rev would not keep. The same history gives
 the same hash as etcd.
 """
 
-import crc32c
-
-from k0s_store.core import codec
+from k0s_store.core import codec, crc
 from k0s_store.mvcc import index, key_index
 from k0s_store.mvcc.kv_read import ReadView
 
@@ -22,13 +20,12 @@ def hash_by_rev(view: ReadView, rev: int) -> int:
     for _, records in index.scan(txn, dbs.index, b"\0", b""):
         keep |= key_index.keep(records, rev)
     lower = view.compact_rev + 1
-    crc = crc32c.crc32c(_BUCKET)
+    checksum = crc.crc32c(_BUCKET)
     for rk, value in txn.cursor(db=dbs.key):
         main, sub, _ = codec.parse_rev_key(rk)
         if main > rev:
             break
         if main < lower and keep and (main, sub) not in keep:
             continue
-        crc = crc32c.crc32c(rk, value=crc)
-        crc = crc32c.crc32c(value, value=crc)
-    return crc
+        checksum = crc.crc32c(value, crc.crc32c(rk, checksum))
+    return checksum

@@ -27,6 +27,7 @@ from k0s_store.errors import (
 )
 from k0s_store.mvcc import apply, meta
 from k0s_store.mvcc.compactor import Compactor
+from k0s_store.mvcc.hash import hash_by_rev
 from k0s_store.mvcc.kv_read import ReadView, end_of
 from k0s_store.mvcc.kv_write import ALARM_NOSPACE, WriteTxn
 from k0s_store.mvcc.lessor import LeaseTable, attached_keys
@@ -290,9 +291,6 @@ class Store:
     def hash_kv(self, revision: int) -> tuple[int, int, int]:
         """etcd's HashKV at `revision` (0: current): (hash, compact revision, header
         revision); the compact revision is -1 before the first compaction, as in etcd."""
-        # Imported here: only hashing needs the crc32c extension.
-        from k0s_store.mvcc.hash import hash_by_rev
-
         rev = self._rev
         with self._backend.read() as txn:
             view = ReadView(txn, self._backend.dbs, rev, self._compact_rev)
