@@ -18,42 +18,25 @@ exactly as against each of the group's full keys (all longer than P and
 starting with it): k < P.. iff k <= P when len(k) <= len(P).
 """
 
-import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import lmdb
+
+from k0s_store.core import revindex
 
 SHORT_KEY_MAX = 480
 GROUP_MARK = b"\x00"
 _GROUP_KEY_LEN = SHORT_KEY_MAX + 1
-_LEN = struct.Struct(">I")
+assert revindex.GROUP_KEY_LEN == _GROUP_KEY_LEN
+
+# The group value codec lives in the compiled core (hot in range scans).
+decode_group = revindex.decode_group
+encode_group = revindex.encode_group
 
 
 def db_key(key: bytes) -> bytes:
     """The `index` DB key under which `key` is found."""
     return key if len(key) <= SHORT_KEY_MAX else key[:SHORT_KEY_MAX] + GROUP_MARK
-
-
-def decode_group(value: bytes) -> list[tuple[bytes, bytes]]:
-    """A group's (full key, records) pairs, sorted by key."""
-    entries = []
-    pos, end = 0, len(value)
-    while pos < end:
-        (n,) = _LEN.unpack_from(value, pos)
-        key = value[pos + 4 : pos + 4 + n]
-        pos += 4 + n
-        (n,) = _LEN.unpack_from(value, pos)
-        entries.append((key, value[pos + 4 : pos + 4 + n]))
-        pos += 4 + n
-    return entries
-
-
-def encode_group(entries: list[tuple[bytes, bytes]]) -> bytes:
-    """The inverse of `decode_group` (entries must be sorted by key)."""
-    parts = []
-    for key, records in entries:
-        parts += (_LEN.pack(len(key)), key, _LEN.pack(len(records)), records)
-    return b"".join(parts)
 
 
 def get(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> bytes | None:
@@ -89,6 +72,12 @@ def put(txn: lmdb.Transaction, db: lmdb._Database, key: bytes, records: bytes) -
         txn.delete(group_key, db=db)
 
 
+def items_from(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> Iterable[tuple]:
+    """The DB's (DB key, value) items in order, from the first that may hold `key`."""
+    cursor = txn.cursor(db=db)
+    return cursor.iternext() if cursor.set_range(db_key(key)) else ()
+
+
 def scan(
     txn: lmdb.Transaction, db: lmdb._Database, key: bytes, end: bytes | None
 ) -> Iterator[tuple[bytes, bytes]]:
@@ -103,10 +92,7 @@ def scan(
         return
     if end and end <= key:
         return
-    cursor = txn.cursor(db=db)
-    if not cursor.set_range(db_key(key)):
-        return
-    for dbk, value in cursor.iternext():
+    for dbk, value in items_from(txn, db, key):
         if len(dbk) != _GROUP_KEY_LEN:
             if end and dbk >= end:
                 return

@@ -8,7 +8,7 @@ earlier writes.
 import lmdb
 
 from k0s_store.backend import Databases
-from k0s_store.core import codec
+from k0s_store.core import codec, revindex
 from k0s_store.errors import CompactedError, FutureRevisionError
 from k0s_store.mvcc import index, key_index
 from k0s_store.mvcc.types import (
@@ -95,17 +95,17 @@ class ReadView:
     ) -> tuple[list[bytes], int]:
         """Stored KeyValues of the keys live at `rev` in [key, end), at most
         `limit` of them (0: all; none unless `fetch`), and how many there are."""
-        kvs: list[bytes] = []
-        count = 0
-        get, key_db, rev_key, live_at = self.txn.get, self.dbs.key, codec.rev_key, key_index.live_at
-        for _, records in index.scan(self.txn, self.dbs.index, key, end):
-            live = live_at(records, rev)
-            if live is None:
-                continue
-            count += 1
-            if fetch and (not limit or len(kvs) < limit):
-                kvs.append(get(rev_key(live[0], live[1]), db=key_db))
-        return kvs, count
+        txn, dbs = self.txn, self.dbs
+        if end is None:
+            records = index.get(txn, dbs.index, key)
+            rev_key = records and key_index.live_rev_key(records, rev)
+            if not rev_key:
+                return [], 0
+            return ([txn.get(rev_key, db=dbs.key)] if fetch else []), 1
+        if end and end <= key:
+            return [], 0
+        items = index.items_from(txn, dbs.index, key)
+        return revindex.scan_live(items, key, end, rev, limit, fetch, txn, dbs.key)
 
     def get(self, key: bytes) -> bytes | None:
         """The stored KeyValue of `key` now, or None."""

@@ -25,22 +25,25 @@ from k0s_store.mvcc.kv_write import WriteTxn
 
 
 class Job:
-    """A queued write; `wait()` returns its result or raises its error."""
+    """A queued write; `wait()` (by one thread) returns its result or raises its error."""
 
-    __slots__ = ("_done", "error", "exclusive", "fn", "result")
+    __slots__ = ("_pending", "error", "exclusive", "fn", "result")
 
     def __init__(self, fn: Callable, exclusive: bool) -> None:
         self.fn = fn
         self.exclusive = exclusive
         self.result: Any = None
         self.error: BaseException | None = None
-        self._done = threading.Event()
+        # Held until the job is done: a bare lock is several times cheaper to
+        # make, release and wait on than a threading.Event.
+        self._pending = threading.Lock()
+        self._pending.acquire()
 
     def finish(self) -> None:
-        self._done.set()
+        self._pending.release()
 
     def wait(self) -> Any:
-        self._done.wait()
+        self._pending.acquire()
         if self.error is not None:
             raise self.error
         return self.result
