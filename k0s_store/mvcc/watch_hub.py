@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 
 from k0s_store.backend import Backend
-from k0s_store.core import codec
+from k0s_store.core import codec, fanout
 from k0s_store.mvcc import index, key_index
 from k0s_store.mvcc.types import (
     EVENT_DELETE,
@@ -34,6 +34,8 @@ REPLAY_CHUNK_EVENTS = 1000  # events read per replay step (whole revisions)
 
 class Watcher:
     """One watch on [key, end) (end None: one key; b"": every key >= key)."""
+
+    __slots__ = ("_hub", "dead", "end", "key", "next_rev", "prev_kv", "sink", "skip", "synced")
 
     def __init__(
         self,
@@ -151,24 +153,9 @@ class WatchHub:
             self._published = revision
             if not batches or not (self._keyed or self._ranged):
                 return
-            pending: dict[Watcher, list[Event]] = {}
-            for rev, events, keys in batches:
-                for event, key in zip(events, keys, strict=True):
-                    for watcher in self._keyed.get(key, ()):
-                        self._collect(pending, watcher, rev, event)
-                    for watcher in self._ranged:
-                        if watcher.matches(key):
-                            self._collect(pending, watcher, rev, event)
+            pending = fanout.route(batches, self._keyed, self._ranged, Event)
             for watcher, events in pending.items():
                 watcher.sink(WatchBatch(events, revision))
-
-    @staticmethod
-    def _collect(pending: dict, watcher: Watcher, rev: int, event: Event) -> None:
-        if rev < watcher.next_rev or event.type in watcher.skip:
-            return
-        if not watcher.prev_kv and event.prev_kv is not None:
-            event = Event(event.type, event.kv, None)
-        pending.setdefault(watcher, []).append(event)
 
     def stop(self) -> None:
         with self._lock:
