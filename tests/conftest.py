@@ -110,7 +110,6 @@ def pair(servers, request):
     subject = servers(subject_kind(), extra_args=args)
     reference.wait_ready()
     subject.wait_ready()
-    both = Pair(Client(reference.channel()), Client(subject.channel()))
-    both.reference_server, both.subject_server = reference, subject
+    both = Pair(Client(reference.channel()), Client(subject.channel()), reference, subject)
     yield both
     both.close()

@@ -13,6 +13,7 @@ from google.protobuf.message_factory import GetMessageClass
 from k0s_store.proto import rpc_pb2
 
 from .normalise import normalised, render
+from .processes import ServerProcess
 from .rpc import Client, Outcome, RpcFailure
 from .streams import BidiStream
 
@@ -79,11 +80,20 @@ class Pair:
     Args:
         reference: client of the real etcd.
         subject: client of the server under test.
+        reference_server, subject_server: their processes (for etcdctl).
     """
 
-    def __init__(self, reference: Client, subject: Client) -> None:
+    def __init__(
+        self,
+        reference: Client,
+        subject: Client,
+        reference_server: ServerProcess | None = None,
+        subject_server: ServerProcess | None = None,
+    ) -> None:
         self.reference = reference
         self.subject = subject
+        self.reference_server = reference_server
+        self.subject_server = subject_server
 
     def both(self, service: str, method: str, request: Message) -> tuple[Outcome, Outcome]:
         """Send `request` to etcd then to the subject; return both outcomes."""

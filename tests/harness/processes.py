@@ -30,6 +30,11 @@ def subject_is_etcd() -> bool:
     return os.environ.get("K0S_DIFF_AGAINST", "") == "etcd"
 
 
+def subject_kind() -> str:
+    """Kind of the server under test: ours, or etcd in self-check mode."""
+    return "etcd" if subject_is_etcd() else "ours"
+
+
 def etcd_available() -> bool:
     """True when both `etcd` and `etcdctl` are on PATH."""
     return shutil.which("etcd") is not None and shutil.which("etcdctl") is not None
@@ -181,11 +186,6 @@ class ServerProcess:
             self.proc.wait()
         self._reap()
 
-    def restart(self) -> "ServerProcess":
-        """Start again on the same data directory and port, and wait."""
-        self.stop()
-        return self.start().wait_ready()
-
     def cpu_seconds(self) -> float:
         """utime + stime of the server process, from /proc/<pid>/stat."""
         assert self.proc is not None
@@ -203,8 +203,3 @@ class ServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def subject_kind() -> str:
-    """Kind of the server under test: ours, or etcd in self-check mode."""
-    return "etcd" if subject_is_etcd() else "ours"
