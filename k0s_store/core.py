@@ -15,14 +15,14 @@ import os
 PURE = os.environ.get("K0S_STORE_PURE", "") not in ("", "0")
 
 if PURE:
-    from k0s_store.pure import codec, crc, fanout, revindex
+    from k0s_store.pure import codec, crc, fanout, gate, revindex
 else:
     try:
-        from k0s_store._ext import codec, crc, fanout, revindex
+        from k0s_store._ext import codec, crc, fanout, gate, revindex
     except ImportError as exc:  # pragma: no cover - depends on the build
         raise ImportError(
             "k0s_store's compiled core is not built: run `pip install -e .` "
             "(or set K0S_STORE_PURE=1 to use the pure-Python twin)"
         ) from exc
 
-__all__ = ["PURE", "codec", "crc", "fanout", "revindex"]
+__all__ = ["PURE", "codec", "crc", "fanout", "gate", "revindex"]
