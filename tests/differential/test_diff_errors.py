@@ -5,6 +5,7 @@ gRPC code and message must match etcd's, and the store must be intact after.
 """
 
 import pytest
+from harness.normalise import render
 
 from k0s_store.proto import rpc_pb2
 
@@ -68,3 +69,32 @@ def test_oversized_requests(pair, size):
 )
 def test_unknown_methods(pair, path):
     pair.raw_same(path, b"")
+
+
+def _watch_request(create_key: bytes) -> bytes:
+    create = rpc_pb2.WatchCreateRequest(key=create_key)
+    return rpc_pb2.WatchRequest(create_request=create).SerializeToString()
+
+
+@pytest.mark.parametrize("payload", MALFORMED[:4], ids=lambda p: p.hex())
+def test_malformed_watch_stream_request(pair, payload):
+    """A good create, then garbage: etcd ends the stream with an error.
+
+    Whether etcd's "created" response goes out before the error is a race in
+    etcd itself, so only the terminal status is compared.
+    """
+    path = "/etcdserverpb.Watch/Watch"
+    reference = pair.reference.raw_stream(path, [_watch_request(b"k"), payload])
+    subject = pair.subject.raw_stream(path, [_watch_request(b"k"), payload])
+    for response in subject[:-1]:
+        assert _watch_response(response).created, render(_watch_response(response))
+    assert render(subject[-1]) == render(reference[-1])
+    pair.kv("Range", key=b"\0", range_end=b"\0")
+
+
+def _watch_response(item):
+    if isinstance(item, bytes):
+        response = rpc_pb2.WatchResponse()
+        response.ParseFromString(item)
+        return response
+    return item

@@ -77,7 +77,18 @@ def _txn(rng: random.Random, revision_cap: int) -> rpc_pb2.TxnRequest:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_kv_mix(pair, seed):
-    rng = random.Random(seed)
+    """Every response compared; a watcher on all keys sees the same events."""
+    watch = pair.watch()
+    watch.create(key=b"\0", range_end=b"\0", prev_kv=True)
+    watch.expect_same(1)
+    try:
+        _run_random_ops(pair, random.Random(seed))
+        watch.expect_same_drained()
+    finally:
+        watch.close()
+
+
+def _run_random_ops(pair, rng: random.Random) -> None:
     revision = 1
     for _ in range(OPS_PER_RUN):
         kind = rng.choices(["put", "delete", "range", "txn", "compact"], [30, 10, 30, 25, 5])[0]

@@ -69,5 +69,20 @@ class Client:
         except grpc.RpcError as error:
             return RpcFailure.from_error(error)
 
+    def raw_stream(self, path: str, payloads: list[bytes], timeout: float = 2.0) -> list:
+        """Bidi-stream call of `path` with raw request bytes.
+
+        Returns the raw responses received, then the RpcFailure that ended
+        the call (DEADLINE_EXCEEDED when the server kept it open).
+        """
+        method = self.channel.stream_stream(path)
+        received: list = []
+        try:
+            for response in method(iter(payloads), timeout=timeout):
+                received.append(response)
+        except grpc.RpcError as error:
+            received.append(RpcFailure.from_error(error))
+        return received
+
     def close(self) -> None:
         self.channel.close()
