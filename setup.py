@@ -20,7 +20,13 @@ def generate_protos() -> None:
 
     protos = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "k0s_store/proto").glob("*.proto"))
     include = str(Path(protoc.__file__).parent / "_proto")
-    args = ["protoc", f"-I{ROOT}", f"-I{include}", f"--python_out={ROOT}", f"--grpc_python_out={ROOT}"]
+    args = [
+        "protoc",
+        f"-I{ROOT}",
+        f"-I{include}",
+        f"--python_out={ROOT}",
+        f"--grpc_python_out={ROOT}",
+    ]
     if protoc.main(args + protos) != 0:
         raise RuntimeError("protoc failed on " + " ".join(protos))
 
@@ -51,11 +57,17 @@ class Develop(develop):
 
 
 extensions = [
-    Extension(f"k0s_store._ext.{pyx.stem}", [str(pyx.relative_to(ROOT))], extra_compile_args=["-O2"])
+    Extension(
+        f"k0s_store._ext.{pyx.stem}", [str(pyx.relative_to(ROOT))], extra_compile_args=["-O2"]
+    )
     for pyx in sorted((ROOT / "src_ext").glob("*.pyx"))
 ]
 
 setup(
-    ext_modules=cythonize(extensions, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False}),
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False},
+    ),
     cmdclass={"build_py": BuildPy, "develop": Develop, "generate_protos": GenerateProtos},
 )
