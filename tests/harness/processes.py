@@ -186,6 +186,11 @@ class ServerProcess:
             self.proc.wait()
         self._reap()
 
+    def restart(self) -> "ServerProcess":
+        """Stop, start again on the same data directory and port, and wait."""
+        self.stop()
+        return self.start().wait_ready()
+
     def cpu_seconds(self) -> float:
         """utime + stime of the server process, from /proc/<pid>/stat."""
         assert self.proc is not None
