@@ -5,7 +5,15 @@ request, a batch of events from the store, a progress tick) becomes an
 item of one queue, handled in order by the one thread that writes the
 responses. So the stream's state needs no lock, a watcher's "created"
 response always precedes its events, and the store's sink only appends to
-an unbounded queue: a slow client never blocks the store.
+the queue: a slow client never blocks the store.
+
+The queue is bounded, like etcd's 128-slot watch channel: once the events
+queued on a stream reach `backlog_bytes`, the sink refuses further event
+batches and the store pauses those watchers; when the sending thread has
+drained the backlog to half the bound, it resumes them and the store
+replays what they missed from its history (or answers "compacted" if that
+history is gone). A stalled client thus costs about `backlog_bytes` plus one
+batch, and still gets every event once, in order.
 
 Semantics are etcd 3.4's (etcdserver/api/v3rpc/watch.go, mvcc/watcher.go)
 with the progress fix of 3.4.25 that kube-apiserver relies on from 3.4.31:
@@ -45,21 +53,43 @@ AUTO_WATCH_ID = 0
 ERR_EMPTY_WATCHER_RANGE = "mvcc: watcher range is empty"
 ERR_DUPLICATE_WATCH_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 
-# Queue items: (_REQUEST, bytes) | (_BATCH, _Watch, WatchBatch) | (_CLOSE,)
+# Queue items: (_REQUEST, bytes) | (_BATCH, _Watch, WatchBatch, backlog bytes) | (_CLOSE,)
 _REQUEST, _BATCH, _CLOSE = 0, 1, 2
+
+# Event bytes queued on one stream before its watchers are paused.
+DEFAULT_BACKLOG_BYTES = 2 * 1024 * 1024
+# Counted per queued event besides its key-values: the Event and list slots.
+EVENT_OVERHEAD_BYTES = 100
+
+
+def batch_bytes(batch) -> int:
+    """What a batch of events weighs in a stream's backlog (an estimate of its memory)."""
+    size = EVENT_OVERHEAD_BYTES * len(batch.events)
+    for event in batch.events:
+        size += len(event.kv)
+        if event.prev_kv is not None:
+            size += len(event.prev_kv)
+    return size
 
 
 class WatchService:
-    """Opens watch streams over a store."""
+    """Opens watch streams over a store; each queues at most about `backlog_bytes` of events."""
 
-    def __init__(self, store, header: Header, settings: Settings) -> None:
+    def __init__(
+        self,
+        store,
+        header: Header,
+        settings: Settings,
+        backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+    ) -> None:
         self.store = store
         self.header = header
         self.settings = settings
+        self.backlog_bytes = backlog_bytes
 
     def open_stream(self) -> "WatchStream":
         """A new stream; the transport feeds it requests and sends its responses."""
-        return WatchStream(self.store, self.header, self.settings)
+        return WatchStream(self.store, self.header, self.settings, self.backlog_bytes)
 
 
 class _Watch:
@@ -84,7 +114,13 @@ class WatchStream:
     `responses` is iterated by the one thread that sends.
     """
 
-    def __init__(self, store, header: Header, settings: Settings) -> None:
+    def __init__(
+        self,
+        store,
+        header: Header,
+        settings: Settings,
+        backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+    ) -> None:
         self.store = store
         self.header = header
         self.max_message_bytes = settings.max_message_bytes
@@ -96,6 +132,12 @@ class WatchStream:
         self._next_id = 0
         # Stream-wide progress request in flight: watch id -> synced revision (None: not yet).
         self._all_progress: dict[int, int | None] | None = None
+        # Events queued and not yet sent, and the watches refused meanwhile; the
+        # store's threads add (in sinks), the sending thread drains.
+        self.backlog_bytes = backlog_bytes
+        self._backlog_lock = threading.Lock()
+        self._backlog = 0
+        self._refused: list[_Watch] = []
 
     # -- called from other threads -------------------------------------------------
 
@@ -134,6 +176,8 @@ class WatchStream:
                 yield from self._handle_request(item[1])
             else:
                 yield from self._handle_batch(item[1], item[2])
+                if item[3]:
+                    self._drained(item[3])
 
     def _jittered_interval(self) -> float:
         return self.interval + random.uniform(0, self.interval / 10)
@@ -170,10 +214,9 @@ class WatchStream:
                 return []
             self._watches[watch_id] = w
         created = self._response(revision, watch_id, created=True)
-        items = self._items
 
-        def sink(batch) -> None:
-            items.put((_BATCH, w, batch))
+        def sink(batch) -> bool:
+            return self._accept(w, batch)
 
         w.watcher = self.store.watch(
             key,
@@ -208,6 +251,30 @@ class WatchStream:
             self._all_progress.pop(watch_id, None)
             out += self._all_progress_response()
         return out
+
+    def _accept(self, w: _Watch, batch) -> bool:
+        """The store's sink (store threads): queue the batch, or refuse events
+        while the backlog is full (an empty backlog takes any batch, however big)."""
+        size = batch_bytes(batch) if batch.events else 0
+        if size:
+            with self._backlog_lock:
+                if self._backlog and self._backlog >= self.backlog_bytes:
+                    self._refused.append(w)
+                    return False
+                self._backlog += size
+        self._items.put((_BATCH, w, batch, size))
+        return True
+
+    def _drained(self, size: int) -> None:
+        """A queued batch is sent: resume the refused watchers once half the bound is free."""
+        with self._backlog_lock:
+            self._backlog -= size
+            if not self._refused or self._backlog > self.backlog_bytes // 2:
+                return
+            refused, self._refused = self._refused, []
+        for w in refused:
+            if self._watches.get(w.id) is w:
+                w.watcher.resume()
 
     def _handle_batch(self, w: _Watch, batch) -> list[bytes]:
         if self._watches.get(w.id) is not w:

@@ -11,6 +11,14 @@ No gap, no duplicate: `_published` is the last revision delivered to synced
 watchers. A catching-up watcher replays up to a `_published` read before its
 read transaction starts (so that data is committed), then joins the synced
 set only if nothing was published meanwhile; otherwise it replays again.
+
+Bounded memory (etcd's victims, mvcc/watchable_store.go): a sink may refuse
+a batch (return False) when its consumer is behind. The watcher is then
+*paused*: it leaves the synced set (or stops replaying), remembers the first
+revision it has not taken, and waits until its owner calls `resume()`; it
+then catches up from the `key` DB like any other, so nothing is lost or
+repeated and each revision still comes whole. A paused watcher is not
+synced: a progress request waits until it has caught up.
 """
 
 import threading
@@ -31,11 +39,28 @@ from k0s_store.mvcc.types import (
 
 REPLAY_CHUNK_EVENTS = 1000  # events read per replay step (whole revisions)
 
+# A watcher's sink: takes a batch (returns True or None) or refuses it because
+# its consumer is behind (returns False; then the watcher pauses until resumed).
+# Batches without events (progress, compaction) cannot be refused.
+Sink = Callable[[WatchBatch], bool | None]
+
 
 class Watcher:
     """One watch on [key, end) (end None: one key; b"": every key >= key)."""
 
-    __slots__ = ("_hub", "dead", "end", "key", "next_rev", "prev_kv", "sink", "skip", "synced")
+    __slots__ = (
+        "_hub",
+        "dead",
+        "end",
+        "key",
+        "next_rev",
+        "paused",
+        "prev_kv",
+        "progress_wanted",
+        "sink",
+        "skip",
+        "synced",
+    )
 
     def __init__(
         self,
@@ -45,7 +70,7 @@ class Watcher:
         next_rev: int,
         prev_kv: bool,
         filters: frozenset[int],
-        sink: Callable[[WatchBatch], None],
+        sink: Sink,
     ) -> None:
         self._hub = hub
         self.key, self.end = key, end
@@ -58,6 +83,8 @@ class Watcher:
         }
         self.sink = sink
         self.synced = False
+        self.paused = False  # its sink refused a batch; waits for resume()
+        self.progress_wanted = False  # a progress request came while not synced
         self.dead = False
 
     def matches(self, key: bytes) -> bool:
@@ -70,8 +97,14 @@ class Watcher:
         self._hub.cancel(self)
 
     def request_progress(self) -> None:
-        """Send an empty batch at the synced revision (nothing while catching up)."""
+        """Send an empty batch at the synced revision; while catching up or
+        paused, send it once the watcher has rejoined the synced set."""
         self._hub.request_progress(self)
+
+    def resume(self) -> None:
+        """The sink can take batches again: catch up from the first revision
+        it refused (no effect unless paused)."""
+        self._hub.resume(self)
 
 
 class WatchHub:
@@ -104,7 +137,7 @@ class WatchHub:
         start_revision: int,
         prev_kv: bool,
         filters: frozenset[int],
-        sink: Callable[[WatchBatch], None],
+        sink: Sink,
     ) -> Watcher:
         """Register a watcher (see Store.watch)."""
         with self._lock:
@@ -127,35 +160,57 @@ class WatchHub:
             self._keyed.setdefault(watcher.key, set()).add(watcher)
         else:
             self._ranged.add(watcher)
+        if watcher.progress_wanted:
+            watcher.progress_wanted = False
+            watcher.sink(WatchBatch([], self._published))
+
+    def _leave(self, watcher: Watcher) -> None:
+        """Take a synced watcher out of the synced set (hub lock held)."""
+        watcher.synced = False
+        if watcher.end is None:
+            group = self._keyed.get(watcher.key)
+            if group is not None:
+                group.discard(watcher)
+                if not group:
+                    del self._keyed[watcher.key]
+        else:
+            self._ranged.discard(watcher)
 
     def cancel(self, watcher: Watcher) -> None:
         with self._lock:
             watcher.dead = True
             if watcher.synced:
-                watcher.synced = False
-                if watcher.end is None:
-                    group = self._keyed.get(watcher.key)
-                    if group is not None:
-                        group.discard(watcher)
-                        if not group:
-                            del self._keyed[watcher.key]
-                else:
-                    self._ranged.discard(watcher)
+                self._leave(watcher)
 
     def request_progress(self, watcher: Watcher) -> None:
         with self._lock:
-            if watcher.synced and not watcher.dead:
+            if watcher.dead:
+                return
+            if watcher.synced:
                 watcher.sink(WatchBatch([], self._published))
+            else:
+                watcher.progress_wanted = True
+
+    def resume(self, watcher: Watcher) -> None:
+        with self._lock:
+            if watcher.paused and not watcher.dead:
+                watcher.paused = False
+                self._catching_up.append(watcher)
+                self._lock.notify_all()
 
     def publish(self, batches: list[tuple[int, list[Event], list[bytes]]], revision: int) -> None:
         """Deliver a committed write batch (writer thread, after commit)."""
         with self._lock:
+            first = self._published + 1  # the first revision of this write batch
             self._published = revision
             if not batches or not (self._keyed or self._ranged):
                 return
             pending = fanout.route(batches, self._keyed, self._ranged, Event)
             for watcher, events in pending.items():
-                watcher.sink(WatchBatch(events, revision))
+                if watcher.sink(WatchBatch(events, revision)) is False:
+                    self._leave(watcher)
+                    watcher.next_rev = max(watcher.next_rev, first)
+                    watcher.paused = True
 
     def stop(self) -> None:
         with self._lock:
@@ -189,8 +244,9 @@ class WatchHub:
         with self._lock:
             if watcher.dead:
                 return
-            if events:
-                watcher.sink(WatchBatch(events, reached))
+            if events and watcher.sink(WatchBatch(events, reached)) is False:
+                watcher.paused = True  # next_rev unchanged: this chunk is read again
+                return
             watcher.next_rev = reached + 1
             if reached == self._published:
                 self._join(watcher)

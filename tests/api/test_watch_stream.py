@@ -1,5 +1,6 @@
 """Watch stream mechanics over a scripted store: ids, order, cancel,
-compaction, progress (requested and periodic) and fragmentation."""
+compaction, progress (requested and periodic), fragmentation and the
+bounded backlog."""
 
 import queue
 import threading
@@ -10,7 +11,7 @@ import pytest
 from k0s_store import errors
 from k0s_store.api.header import Header
 from k0s_store.api.settings import Settings
-from k0s_store.api.watch import WatchStream
+from k0s_store.api.watch import WatchStream, batch_bytes
 from k0s_store.core import codec
 from k0s_store.mvcc.types import EVENT_PUT, Event
 from k0s_store.proto import rpc_pb2
@@ -30,10 +31,14 @@ class ScriptedWatcher:
         self.sink = sink
         self.canceled = False
         self.progress_requests = 0
+        self.resumes = 0
         self.store = store
 
     def cancel(self) -> None:
         self.canceled = True
+
+    def resume(self) -> None:
+        self.resumes += 1
 
     def request_progress(self) -> None:
         self.progress_requests += 1
@@ -243,3 +248,47 @@ def test_close_cancels_every_watcher(store):
     client.close()
     assert store.watchers[0].canceled
     assert not client.thread.is_alive()
+
+
+def stalled_stream(store, backlog_bytes: int):
+    """A stream whose client reads only when the test calls next() on it."""
+    stream = WatchStream(store, Header(1, 2, 3), Settings(), backlog_bytes=backlog_bytes)
+    responses = stream.responses()
+    stream.submit(
+        rpc_pb2.WatchRequest(
+            create_request=rpc_pb2.WatchCreateRequest(key=b"k")
+        ).SerializeToString()
+    )
+    assert rpc_pb2.WatchResponse.FromString(next(responses)).created
+    return stream, responses
+
+
+def test_full_backlog_refuses_events_and_resumes_at_half(store):
+    batch = Batch([put_event(b"k", 11)], 11)
+    stream, responses = stalled_stream(store, backlog_bytes=3 * batch_bytes(batch))
+    watcher = store.watchers[0]
+    taken = [watcher.sink(Batch([put_event(b"k", rev)], rev)) for rev in range(11, 15)]
+    assert taken == [True, True, True, False]
+    assert watcher.sink(Batch([], 13)) is True  # progress and compaction are never refused
+    revisions = []
+    for _ in range(2):
+        revisions.append(rpc_pb2.WatchResponse.FromString(next(responses)).header.revision)
+        assert watcher.resumes == 0  # 2 batches still queued: above half the bound
+    revisions.append(rpc_pb2.WatchResponse.FromString(next(responses)).header.revision)
+    assert watcher.resumes == 1  # the second was sent: one left, half the bound free
+    assert revisions == [11, 12, 13]
+    assert watcher.sink(Batch([put_event(b"k", 14)], 14)) is True
+    stream.close()
+
+
+def test_an_empty_backlog_takes_a_batch_larger_than_the_bound(store):
+    stream, responses = stalled_stream(store, backlog_bytes=1)
+    watcher = store.watchers[0]
+    big = Batch([put_event(b"k%d" % i, 11) for i in range(50)], 11)
+    assert watcher.sink(big) is True
+    assert watcher.sink(Batch([put_event(b"k", 12)], 12)) is False
+    assert len(rpc_pb2.WatchResponse.FromString(next(responses)).events) == 50
+    stream.submit(rpc_pb2.WatchRequest(progress_request={}).SerializeToString())
+    progress = rpc_pb2.WatchResponse.FromString(next(responses))  # the big batch is drained
+    assert (progress.watch_id, watcher.resumes) == (-1, 1)
+    stream.close()
