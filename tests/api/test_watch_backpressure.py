@@ -1,0 +1,120 @@
+"""End to end: a watcher that does not read costs the server a bounded amount
+of memory, and once it reads it still gets every event once, in order.
+
+`python -m k0s_store serve` runs with its default stream backlog
+(k0s_store.api.watch.DEFAULT_BACKLOG_BYTES). The server's memory is measured
+as RssAnon (heap) from /proc/<pid>/status: VmRSS also counts the pages of the
+LMDB file mapped by readers, which grow with the data, not with the backlog.
+Before the bound, the same load grew RssAnon by more than the events' size.
+"""
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from k0s_store.api.watch import DEFAULT_BACKLOG_BYTES
+from k0s_store.proto import rpc_pb2 as pb
+from k0s_store.proto import rpc_pb2_grpc as stubs
+
+READY_TIMEOUT = 30.0
+CALL_TIMEOUT = 60.0  # the watch call, so that a lost event fails instead of hanging
+TXNS = 2000  # one revision each
+PUTS_PER_TXN = 20
+VALUE = b"v" * 1024
+WRITERS = 2
+# Beyond the backlog bound: one batch over it, gRPC's own buffers, allocator slack.
+MEMORY_SLACK_BYTES = 10 * 1024 * 1024
+
+
+def rss_anon_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"RssAnon:\s+(\d+) kB", status).group(1)) * 1024
+
+
+@pytest.fixture
+def server_address(tmp_path):
+    """A running `k0s_store serve` on a free loopback port: (pid, address)."""
+    log = tmp_path / "serve.log"
+    argv = [sys.executable, "-m", "k0s_store", "serve", f"--data-dir={tmp_path / 'data'}"]
+    argv += ["--listen-client-urls", "http://127.0.0.1:0"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    deadline = time.monotonic() + READY_TIMEOUT
+    found = None
+    while found is None and proc.poll() is None and time.monotonic() < deadline:
+        found = re.search(r"client requests on (\S+) ", log.read_text())
+        time.sleep(0.05)
+    if found is None:
+        proc.kill()
+        raise AssertionError(f"server not ready:\n{log.read_text()}")
+    yield proc.pid, found.group(1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0, log.read_text()
+
+
+def write_all(address: str, first_txn: int, failures: list) -> None:
+    kv = stubs.KVStub(grpc.insecure_channel(address))
+    try:
+        for txn in range(first_txn, TXNS, WRITERS):
+            puts = [
+                pb.RequestOp(request_put=pb.PutRequest(key=b"w/%05d/%02d" % (txn, i), value=VALUE))
+                for i in range(PUTS_PER_TXN)
+            ]
+            kv.Txn(pb.TxnRequest(success=puts), timeout=10)
+    except grpc.RpcError as error:
+        failures.append(error)
+
+
+def test_unread_watch_keeps_server_memory_bounded_and_loses_nothing(server_address):
+    pid, address = server_address
+    stubs.KVStub(grpc.insecure_channel(address)).Put(pb.PutRequest(key=b"warm", value=b"x"))
+    requests: queue.Queue = queue.Queue()
+    requests.put(pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"w/", range_end=b"w0")))
+    watch = stubs.WatchStub(grpc.insecure_channel(address))
+    responses = watch.Watch(iter(requests.get, None), timeout=CALL_TIMEOUT)
+    assert next(responses).created
+    before = rss_anon_bytes(pid)
+    failures: list = []
+    writers = [
+        threading.Thread(target=write_all, args=(address, k, failures)) for k in range(WRITERS)
+    ]
+    for thread in writers:
+        thread.start()
+    peak = before
+    while any(thread.is_alive() for thread in writers):
+        peak = max(peak, rss_anon_bytes(pid))
+        time.sleep(0.05)
+    for thread in writers:
+        thread.join()
+    assert not failures
+    peak = max(peak, rss_anon_bytes(pid))
+    written = TXNS * PUTS_PER_TXN * len(VALUE)
+    assert written / 2 > DEFAULT_BACKLOG_BYTES + MEMORY_SLACK_BYTES  # the check can tell
+    assert peak - before < DEFAULT_BACKLOG_BYTES + MEMORY_SLACK_BYTES
+
+    keys, revisions = [], []
+    for response in responses:
+        for event in response.events:
+            keys.append(event.kv.key)
+            revisions.append(event.kv.mod_revision)
+        if len(keys) >= TXNS * PUTS_PER_TXN:
+            break
+    responses.cancel()
+    # Each txn is one revision; whichever writer committed first, revisions
+    # ascend and each one carries its txn's keys in order.
+    assert len(keys) == TXNS * PUTS_PER_TXN
+    assert revisions == sorted(revisions)
+    assert len(set(revisions)) == TXNS and max(revisions) - min(revisions) == TXNS - 1
+    assert sorted(keys) == sorted({*keys})
+    for start in range(0, len(keys), PUTS_PER_TXN):
+        txn = keys[start : start + PUTS_PER_TXN]
+        assert txn == [txn[0][:-2] + b"%02d" % i for i in range(PUTS_PER_TXN)]
+        assert len(set(revisions[start : start + PUTS_PER_TXN])) == 1
