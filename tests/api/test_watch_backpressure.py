@@ -60,10 +60,11 @@ def server_address(tmp_path):
     assert proc.wait(10) == 0, log.read_text()
 
 
-def write_all(address: str, first_txn: int, failures: list) -> None:
+def write_all(address: str, txns: range, failures: list) -> None:
+    """One txn of PUTS_PER_TXN puts per number in `txns`; RPC errors go to `failures`."""
     kv = stubs.KVStub(grpc.insecure_channel(address))
     try:
-        for txn in range(first_txn, TXNS, WRITERS):
+        for txn in txns:
             puts = [
                 pb.RequestOp(request_put=pb.PutRequest(key=b"w/%05d/%02d" % (txn, i), value=VALUE))
                 for i in range(PUTS_PER_TXN)
@@ -73,18 +74,25 @@ def write_all(address: str, first_txn: int, failures: list) -> None:
         failures.append(error)
 
 
-def test_unread_watch_keeps_server_memory_bounded_and_loses_nothing(server_address):
-    pid, address = server_address
-    stubs.KVStub(grpc.insecure_channel(address)).Put(pb.PutRequest(key=b"warm", value=b"x"))
+def open_unread_watch(address: str):
+    """A watch on every w/ key, created and then left unread: its responses."""
     requests: queue.Queue = queue.Queue()
     requests.put(pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"w/", range_end=b"w0")))
     watch = stubs.WatchStub(grpc.insecure_channel(address))
     responses = watch.Watch(iter(requests.get, None), timeout=CALL_TIMEOUT)
     assert next(responses).created
+    return responses
+
+
+def test_unread_watch_keeps_server_memory_bounded_and_loses_nothing(server_address):
+    pid, address = server_address
+    stubs.KVStub(grpc.insecure_channel(address)).Put(pb.PutRequest(key=b"warm", value=b"x"))
+    responses = open_unread_watch(address)
     before = rss_anon_bytes(pid)
     failures: list = []
     writers = [
-        threading.Thread(target=write_all, args=(address, k, failures)) for k in range(WRITERS)
+        threading.Thread(target=write_all, args=(address, range(k, TXNS, WRITERS), failures))
+        for k in range(WRITERS)
     ]
     for thread in writers:
         thread.start()
@@ -118,3 +126,28 @@ def test_unread_watch_keeps_server_memory_bounded_and_loses_nothing(server_addre
         txn = keys[start : start + PUTS_PER_TXN]
         assert txn == [txn[0][:-2] + b"%02d" % i for i in range(PUTS_PER_TXN)]
         assert len(set(revisions[start : start + PUTS_PER_TXN])) == 1
+
+
+def test_history_compacted_while_unread_gives_the_compacted_response(server_address):
+    _, address = server_address
+    kv = stubs.KVStub(grpc.insecure_channel(address))
+    responses = open_unread_watch(address)
+    failures: list = []
+    txns = 500  # 10 MiB of events: far beyond the backlog, so the watcher pauses early
+    write_all(address, range(txns), failures)
+    assert not failures
+    latest = kv.Range(pb.RangeRequest(key=b"w/"), timeout=10).header.revision
+    kv.Compact(pb.CompactionRequest(revision=latest), timeout=10)
+    revisions = []
+    for response in responses:
+        revisions += [event.kv.mod_revision for event in response.events]
+        if response.canceled:
+            break
+    responses.cancel()
+    # What was queued before the pause arrives, in order; then, as etcd answers
+    # a watcher whose next revision is compacted:
+    assert response.compact_revision == latest and response.header.revision == 0
+    assert not response.events
+    assert 0 < len(revisions) < txns * PUTS_PER_TXN
+    distinct = sorted(set(revisions))
+    assert revisions == sorted(revisions) and distinct == list(range(2, 2 + len(distinct)))
