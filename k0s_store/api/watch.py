@@ -133,7 +133,8 @@ class WatchStream:
         # Stream-wide progress request in flight: watch id -> synced revision (None: not yet).
         self._all_progress: dict[int, int | None] | None = None
         # Events queued and not yet sent, and the watches refused meanwhile; the
-        # store's threads add (in sinks), the sending thread drains.
+        # store's threads add (in sinks, under the hub's lock), the sending
+        # thread drains and calls resume() without holding this lock.
         self.backlog_bytes = backlog_bytes
         self._backlog_lock = threading.Lock()
         self._backlog = 0
