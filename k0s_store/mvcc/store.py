@@ -40,9 +40,8 @@ from k0s_store.mvcc.types import (
     Response,
     StoreStatus,
     TxnRequest,
-    WatchBatch,
 )
-from k0s_store.mvcc.watch_hub import Watcher, WatchHub
+from k0s_store.mvcc.watch_hub import Sink, Watcher, WatchHub
 from k0s_store.mvcc.writer import Writer
 
 _MIN_MAP_SIZE = 8 * 1024**3
@@ -249,12 +248,15 @@ class Store:
         *,
         prev_kv: bool,
         filters: frozenset[int],
-        sink: Callable[[WatchBatch], None],
+        sink: Sink,
     ) -> Watcher:
         """Watch [key, range_end) from start_revision (0: from the next revision).
 
         `sink` gets WatchBatch objects in revision order from store threads and
-        must not block. A compacted start revision gets one batch with
+        must not block. It may refuse a batch (return False) when its consumer
+        is behind: the watcher then pauses until `Watcher.resume()` and catches
+        up from history, as etcd's victim watchers do. A compacted start
+        revision (or one compacted while paused) gets one batch with
         compact_revision set, and the watcher is dead.
         """
         return self._hub.watch(key, end_of(range_end), start_revision, prev_kv, filters, sink)
