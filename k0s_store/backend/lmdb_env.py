@@ -24,7 +24,10 @@ from k0s_store.backend.gate import ReaderGate
 
 DATA_FILE = "data.mdb"
 _DEFRAG_DIR = "defrag.tmp"
-_MAX_READERS = 1024
+# py-lmdb opens with MDB_NOTLS, so every open read txn holds a slot of the
+# lock file's reader table (64 bytes each): size it above the transport's
+# worker pool (4096 threads), or a burst of reads fails with MDB_READERS_FULL.
+_MAX_READERS = 8192
 
 
 class Databases(NamedTuple):
