@@ -72,7 +72,7 @@ from k0s_pki.keys import (
     public_key_pem,
 )
 from k0s_pki.layout import Layout
-from k0s_pki.leaf_files import read_leaf, write_leaf
+from k0s_pki.leaf_files import leaf_paths, read_leaf, write_leaf
 from k0s_pki.plan import Plan
 from k0s_pki.provision import plan_issue
 from k0s_pki.rotate import existing_leaves
@@ -118,11 +118,21 @@ def status(layout: Layout, name: str) -> str:
     state = rotation_state(layout, name)
     if state is None:
         return f"{name}: no rotation in progress"
-    hint = {
-        "prepared": "reload every component, then run --phase switch",
-        "switched": "restart components on their new leaves, then run --phase finish",
-    }
-    return f"{name}: {state['phase']} since {state['started']}; next: {hint[state['phase']]}"
+    hints = _SA_HINTS if name == SA_NAME else _CA_HINTS
+    return f"{name}: {state['phase']} since {state['started']}; next: {hints[state['phase']]}"
+
+
+_CA_HINTS = {
+    "prepared": "reload every component, then run --phase switch",
+    "switched": "restart components on their new leaves, then run --phase finish",
+}
+# sa is a key pair, not a CA: the API servers verify tokens with sa.pub; the
+# API servers and controller-manager sign them with sa.key.
+_SA_HINTS = {
+    "prepared": "restart the API servers (to load the new sa.pub), then run --phase switch",
+    "switched": "restart the API servers and controller-manager (to sign with the new "
+    "sa.key), wait about an hour for tokens to be refreshed, then run --phase finish",
+}
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,7 @@ class _Staged:
 def _prepare(layout: Layout, name: str, config: ClusterConfig, key_type: str | None) -> Plan:
     authority = _own_authority(layout, name)
     old, old_key = authority.signer, authority.key
+    _require_leaves_from(layout, name, config, old)
     plan = Plan(layout)
     rdir = layout.rotation_dir(name)
     if rotation_state(layout, name):  # re-run: publish the same new CA again
@@ -279,6 +290,36 @@ def _own_authority(layout: Layout, name: str) -> Authority:
             "is in progress: clean it up first"
         )
     return authority
+
+
+def _require_leaves_from(
+    layout: Layout, name: str, config: ClusterConfig, signer: x509.Certificate
+) -> None:
+    """Refuse to start a rotation that ``switch`` could not carry through.
+
+    ``switch`` re-issues every leaf under ``name`` keeping its key type,
+    subject and SANs, so each must load (readable PEM, key matching its
+    certificate). Each must also come from ``signer``, the CA being rotated:
+    the no-downtime argument above holds only for such leaves, and ``switch``
+    would silently replace one from elsewhere; the admin should look first.
+
+    Raises:
+        PkiError: the first leaf that is broken or issued by another CA.
+    """
+    for spec in _leaves_under(layout, name, config):
+        try:
+            leaf = read_leaf(layout, spec)
+        except PkiError as exc:
+            raise PkiError(
+                f"cannot prepare {name}: {exc}: restore or remove {spec.name} "
+                "(init re-creates it), then prepare again"
+            ) from None
+        if not certs.issued_by(leaf.cert, signer):
+            path = leaf_paths(layout, spec)[-1]
+            raise PkiError(
+                f"cannot prepare {name}: {spec.name} ({path}) is not issued by the CA "
+                "being rotated: run init (it re-issues such a leaf), then prepare again"
+            )
 
 
 def _load_staged(layout: Layout, name: str) -> _Staged:

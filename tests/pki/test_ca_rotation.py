@@ -16,10 +16,12 @@ from pki_tls import Side, handshake
 
 from k0s_pki.ca_rotation import plan_phase, status
 from k0s_pki.check import verify
+from k0s_pki.cli import main
 from k0s_pki.errors import PkiError
 from k0s_pki.files import read_file
 from k0s_pki.keys import load_private_key, load_public_keys
 from k0s_pki.kubeconfig import parse
+from k0s_pki.provision import plan_init
 
 PHASES = ("prepare", "switch", "finish")
 
@@ -148,3 +150,64 @@ def test_service_account_key_rotation(layout, config):
             assert _verifies(pub, token, signature) == expected, (i, j)
             if abs(i - j) <= 1:
                 assert expected
+
+
+def _snapshot(root) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _corrupt_pem(layout):
+    layout.cert("etcd/peer").write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n")
+    return "corrupt PEM certificate"
+
+
+def _key_of_another_leaf(layout):
+    layout.key("etcd/peer").write_bytes(layout.key("etcd/server").read_bytes())
+    return "private key does not match the certificate"
+
+
+def _leaf_of_another_ca(layout):
+    # A valid pair, but issued by ca rather than by etcd-ca.
+    layout.cert("etcd/peer").write_bytes(layout.cert("apiserver").read_bytes())
+    layout.key("etcd/peer").write_bytes(layout.key("apiserver").read_bytes())
+    return "etcd-peer (" + str(layout.cert("etcd/peer")) + ") is not issued by the CA being rotated"
+
+
+@pytest.mark.parametrize("breakage", [_corrupt_pem, _key_of_another_leaf, _leaf_of_another_ca])
+def test_prepare_refuses_a_broken_leaf_one_line_nothing_changed(layout, capsys, breakage):
+    """What switch could not carry through stops prepare, before any write."""
+    expected = breakage(layout)
+    snap = _snapshot(layout.pki_dir.parent)
+    assert (
+        main(["rotate-ca", "etcd-ca", "--phase", "prepare", "--pki-dir", str(layout.pki_dir)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("k0s-pki: error: cannot prepare etcd-ca: ")
+    assert expected in err and err.count("\n") == 1
+    assert _snapshot(layout.pki_dir.parent) == snap
+    assert status(layout, "etcd-ca") == "etcd-ca: no rotation in progress"
+
+
+def test_prepare_after_init_reissued_a_leaf_of_another_ca(layout, config):
+    """The way out the refusal points at works: init re-issues, the rotation runs."""
+    _leaf_of_another_ca(layout)
+    plan_init(layout, config).apply()
+    for phase in PHASES:
+        plan_phase(layout, "etcd-ca", phase, config).apply()
+    assert verify(layout, config) == []
+
+
+def test_service_account_status_speaks_of_keys(layout, config):
+    plan_phase(layout, "sa", "prepare", config).apply()
+    prepared = status(layout, "sa")
+    assert "next: restart the API servers (to load the new sa.pub)" in prepared
+    plan_phase(layout, "sa", "switch", config).apply()
+    switched = status(layout, "sa")
+    assert "controller-manager (to sign with the new sa.key)" in switched
+    assert "tokens to be refreshed" in switched
+    for line in (prepared, switched):
+        assert "leaves" not in line and line.endswith(("--phase switch", "--phase finish"))
+    plan_phase(layout, "etcd-ca", "prepare", config).apply()
+    assert status(layout, "etcd-ca").endswith(
+        "next: reload every component, then run --phase switch"
+    )
