@@ -10,15 +10,10 @@ protobuf accepts too (unknown fields, reordering, repeats).
 import random
 
 import pytest
+from harness.twins import twin, twin_fixture
 
 from k0s_store.mvcc.types import DeleteRangeRequest, PutRequest, RangeRequest
 from k0s_store.proto import kv_pb2, rpc_pb2
-from k0s_store.pure import codec as pure_codec
-
-try:
-    from k0s_store._ext import codec as compiled_codec
-except ImportError:  # pragma: no cover - depends on the build
-    compiled_codec = None
 
 API = [
     "decode_delete_range_request",
@@ -45,13 +40,7 @@ EDGE_INT64 = [0, 1, -1, 127, 128, 300, 16383, 16384, 1 << 35, -(1 << 35), INT64_
 MIB = 1 << 20
 
 
-@pytest.fixture(params=["pure", "compiled"])
-def codec(request):
-    if request.param == "pure":
-        return pure_codec
-    if compiled_codec is None:
-        pytest.fail("compiled codec not built: run `pip install -e .`")
-    return compiled_codec
+codec = twin_fixture("codec")
 
 
 # ---- hand-made wire encoding (independent of the code under test) --------
@@ -634,7 +623,6 @@ def test_encoded_len_field_rejects_negative(codec):
 # ---- the twins agree -----------------------------------------------------
 
 
-@pytest.mark.skipif(compiled_codec is None, reason="compiled codec not built")
 def test_twins_agree_on_random_bytes():
     """Fuzz: on arbitrary input both twins return the same thing or both raise ValueError."""
     rng = random.Random(14)
@@ -652,9 +640,9 @@ def test_twins_agree_on_random_bytes():
             data = bytes(data)
         for name in ["decode_kv", "decode_range_request", "kv_without_value"]:
             results = []
-            for twin in (pure_codec, compiled_codec):
+            for module in (twin("codec", "pure"), twin("codec", "compiled")):
                 try:
-                    results.append(getattr(twin, name)(data))
+                    results.append(getattr(module, name)(data))
                 except ValueError:
                     results.append(ValueError)
             assert results[0] == results[1], (name, data)

@@ -7,13 +7,7 @@ directly, not through k0s_store.core, so both are always covered).
 import random
 
 import pytest
-
-from k0s_store.pure import crc as pure_crc
-
-try:
-    from k0s_store._ext import crc as compiled_crc
-except ImportError:  # pragma: no cover - depends on the build
-    compiled_crc = None
+from harness.twins import twin, twin_fixture
 
 # The CRC catalogue's check value and RFC 3720 (iSCSI) appendix B.4 vectors.
 VECTORS = [
@@ -28,13 +22,7 @@ VECTORS = [
 ]
 
 
-@pytest.fixture(params=["pure", "compiled"])
-def crc(request):
-    if request.param == "pure":
-        return pure_crc
-    if compiled_crc is None:
-        pytest.fail("compiled crc not built: run `pip install -e .`")
-    return compiled_crc
+crc = twin_fixture("crc")
 
 
 @pytest.mark.parametrize(("data", "expected"), VECTORS)
@@ -71,8 +59,7 @@ def test_crc_out_of_range_is_rejected(crc):
 
 
 def test_twins_agree_on_every_length_and_alignment():
-    if compiled_crc is None:
-        pytest.fail("compiled crc not built: run `pip install -e .`")
+    pure_crc, compiled_crc = twin("crc", "pure"), twin("crc", "compiled")
     rng = random.Random(11)
     data = rng.randbytes(300)
     for start in range(9):

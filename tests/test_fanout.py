@@ -1,23 +1,10 @@
 """Event routing to synced watchers, both twins: ranges, single keys, filters, prev_kv."""
 
-import pytest
+from harness.twins import twin_fixture
 
 from k0s_store.mvcc.types import EVENT_DELETE, EVENT_PUT, Event
-from k0s_store.pure import fanout as pure_fanout
 
-try:
-    from k0s_store._ext import fanout as compiled_fanout
-except ImportError:  # pragma: no cover - depends on the build
-    compiled_fanout = None
-
-
-@pytest.fixture(params=["pure", "compiled"])
-def fanout(request):
-    if request.param == "pure":
-        return pure_fanout
-    if compiled_fanout is None:
-        pytest.fail("compiled fanout not built: run `pip install -e .`")
-    return compiled_fanout
+fanout = twin_fixture("fanout")
 
 
 class W:

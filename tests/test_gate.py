@@ -5,22 +5,12 @@ import threading
 import time
 
 import pytest
-
-from k0s_store.pure import gate as pure_gate
-
-try:
-    from k0s_store._ext import gate as compiled_gate
-except ImportError:  # pragma: no cover - depends on the build
-    compiled_gate = None
+from harness.twins import KINDS, twin
 
 
-@pytest.fixture(params=["pure", "compiled"])
+@pytest.fixture(params=KINDS)
 def gate(request):
-    if request.param == "pure":
-        return pure_gate.ReaderGate()
-    if compiled_gate is None:
-        pytest.fail("compiled gate not built: run `pip install -e .`")
-    return compiled_gate.ReaderGate()
+    return twin("gate", request.param).ReaderGate()
 
 
 def test_readers_share_and_exclusive_waits_for_them(gate):

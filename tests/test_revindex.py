@@ -7,29 +7,18 @@ compiled one must give the same answer for every history and revision.
 import random
 
 import pytest
+from harness.twins import twin, twin_fixture
 
 from k0s_store.pure import codec as pure_codec
-from k0s_store.pure import revindex as pure_revindex
 
-try:
-    from k0s_store._ext import revindex as compiled_revindex
-except ImportError:  # pragma: no cover - depends on the build
-    compiled_revindex = None
+pure_revindex = twin("revindex", "pure")
 
 
-@pytest.fixture(params=["pure", "compiled"])
-def revindex(request):
-    if request.param == "pure":
-        return pure_revindex
-    if compiled_revindex is None:
-        pytest.fail("compiled revindex not built: run `pip install -e .`")
-    return compiled_revindex
+revindex = twin_fixture("revindex")
 
 
 def compiled():
-    if compiled_revindex is None:
-        pytest.fail("compiled revindex not built: run `pip install -e .`")
-    return compiled_revindex
+    return twin("revindex", "compiled")
 
 
 # etcd's key_index.go example: put(1.0); put(2.0); tombstone(3.0); put(4.0); tombstone(5.0)
