@@ -67,10 +67,7 @@ class KVService:
 
     def range(self, request: bytes) -> bytes:
         """Range: marshalled RangeRequest in, marshalled RangeResponse out."""
-        try:
-            req = RangeRequest(*codec.decode_range_request(request))
-        except ValueError as exc:
-            raise malformed(rpc_pb2.RangeRequest.DESCRIPTOR, request, exc) from exc
+        req = _decode(request, codec.decode_range_request, RangeRequest, rpc_pb2.RangeRequest)
         validation.check_range(req)
         resp = self.store.range(req)
         r = resp.result
@@ -80,10 +77,7 @@ class KVService:
 
     def put(self, request: bytes) -> bytes:
         """Put: marshalled PutRequest in, marshalled PutResponse out."""
-        try:
-            req = PutRequest(*codec.decode_put_request(request))
-        except ValueError as exc:
-            raise malformed(rpc_pb2.PutRequest.DESCRIPTOR, request, exc) from exc
+        req = _decode(request, codec.decode_put_request, PutRequest, rpc_pb2.PutRequest)
         validation.check_put(req)
         self._check_raft_size(len(request))
         resp = self.store.put(req)
@@ -91,10 +85,12 @@ class KVService:
 
     def delete_range(self, request: bytes) -> bytes:
         """DeleteRange: marshalled request in, marshalled DeleteRangeResponse out."""
-        try:
-            req = DeleteRangeRequest(*codec.decode_delete_range_request(request))
-        except ValueError as exc:
-            raise malformed(rpc_pb2.DeleteRangeRequest.DESCRIPTOR, request, exc) from exc
+        req = _decode(
+            request,
+            codec.decode_delete_range_request,
+            DeleteRangeRequest,
+            rpc_pb2.DeleteRangeRequest,
+        )
         validation.check_delete_range(req)
         self._check_raft_size(len(request))
         resp = self.store.delete_range(req)
@@ -124,6 +120,15 @@ class KVService:
     def _check_raft_size(self, body_len: int) -> None:
         if RAFT_HEADER_BYTES + codec.encoded_len_field(body_len) > self.settings.max_request_bytes:
             raise errors.RequestTooLargeError()
+
+
+def _decode(request: bytes, decode, request_type, message_type):
+    """`request` decoded by the codec into `request_type`; a malformed one gets
+    the error etcd gives for `message_type`."""
+    try:
+        return request_type(*decode(request))
+    except ValueError as exc:
+        raise malformed(message_type.DESCRIPTOR, request, exc) from exc
 
 
 def txn_from_message(m: rpc_pb2.TxnRequest) -> TxnRequest:
