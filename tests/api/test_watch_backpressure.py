@@ -11,8 +11,6 @@ Before the bound, the same load grew RssAnon by more than the events' size.
 import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +22,6 @@ from k0s_store.api.watch import DEFAULT_BACKLOG_BYTES
 from k0s_store.proto import rpc_pb2 as pb
 from k0s_store.proto import rpc_pb2_grpc as stubs
 
-READY_TIMEOUT = 30.0
 CALL_TIMEOUT = 60.0  # the watch call, so that a lost event fails instead of hanging
 TXNS = 2000  # one revision each
 PUTS_PER_TXN = 20
@@ -40,24 +37,12 @@ def rss_anon_bytes(pid: int) -> int:
 
 
 @pytest.fixture
-def server_address(tmp_path):
+def server_address(servers):
     """A running `k0s_store serve` on a free loopback port: (pid, address)."""
-    log = tmp_path / "serve.log"
-    argv = [sys.executable, "-m", "k0s_store", "serve", f"--data-dir={tmp_path / 'data'}"]
-    argv += ["--listen-client-urls", "http://127.0.0.1:0"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline = time.monotonic() + READY_TIMEOUT
-    found = None
-    while found is None and proc.poll() is None and time.monotonic() < deadline:
-        found = re.search(r"client requests on (\S+) ", log.read_text())
-        time.sleep(0.05)
-    if found is None:
-        proc.kill()
-        raise AssertionError(f"server not ready:\n{log.read_text()}")
-    yield proc.pid, found.group(1)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(10) == 0, log.read_text()
+    server = servers("ours").wait_ready()
+    yield server.proc.pid, server.endpoint
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(10) == 0, server.log_tail()
 
 
 def write_all(address: str, txns: range, failures: list) -> None:
