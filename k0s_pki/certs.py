@@ -200,17 +200,6 @@ def certs_pem(certs: Iterable[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
-def is_self_signed(cert: x509.Certificate) -> bool:
-    """True for a root: issued by itself, with its own key."""
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True if ``issuer`` signed ``cert`` (names match and the signature verifies)."""
     try:
