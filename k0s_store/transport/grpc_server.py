@@ -1,9 +1,10 @@
 """etcd's gRPC API on grpcio.
 
-All services are registered in one function, `register`. The hot RPCs
-(KV Range/Put/DeleteRange/Txn and Watch) use identity serializers: their
+`register` serves every method of the transport-neutral table
+(`k0s_store.api.methods`). Methods without message types (KV
+Range/Put/DeleteRange/Txn and Watch) use identity serializers: their
 handlers get and return raw message bytes, so no protobuf object is built
-per key. The other RPCs use the generated classes.
+per key. The others are parsed here and answered with generated classes.
 
 Threads: grpcio's sync server runs each RPC on a pool thread, and a stream
 (Watch, LeaseKeepAlive) holds its thread for its whole life; a kube-apiserver
@@ -16,22 +17,23 @@ executor anyway; the sync server keeps the services plain functions.
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import grpc
 
-from k0s_store.api.cluster import ClusterService
-from k0s_store.api.header import Header
-from k0s_store.api.kv import KVService
-from k0s_store.api.lease import LeaseService
-from k0s_store.api.maintenance import MaintenanceService
+from k0s_store.api.methods import (
+    Caller,
+    Method,
+    Shape,
+    build_services,
+    method_table,
+    unknown_method_text,
+)
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import parse
-from k0s_store.api.watch import WatchService
 from k0s_store.errors import EtcdError
-from k0s_store.proto import rpc_pb2 as pb
 from k0s_store.transport.listeners import Listener, TLSFiles
 
 log = logging.getLogger("k0s_store.grpc")
@@ -52,28 +54,6 @@ _KEEPALIVE_OPTIONS = [
 ]
 
 
-class Services(NamedTuple):
-    """Every service of one server."""
-
-    kv: KVService
-    watch: WatchService
-    lease: LeaseService
-    maintenance: MaintenanceService
-    cluster: ClusterService
-
-
-def build_services(store, settings: Settings) -> Services:
-    """The services over `store`, with headers naming this member."""
-    header = Header(store.cluster_id, store.member_id, settings.raft_term)
-    return Services(
-        kv=KVService(store, header, settings),
-        watch=WatchService(store, header, settings),
-        lease=LeaseService(store, header),
-        maintenance=MaintenanceService(store, header, settings),
-        cluster=ClusterService(store, header, settings),
-    )
-
-
 def _abort(context: grpc.ServicerContext, e: EtcdError) -> None:
     context.abort(grpc.StatusCode[e.code], e.message)
 
@@ -87,34 +67,71 @@ def _check_size(request: bytes, limit: int, context: grpc.ServicerContext) -> No
         )
 
 
-def _unary_handler(
-    fn: Callable, limit: int, request_type=None, response_type=None
-) -> grpc.RpcMethodHandler:
-    """A unary handler mapping EtcdError to its gRPC status.
-
-    Without types, `fn` takes and returns bytes. With them, the request is
-    parsed here rather than by grpcio, so that a malformed one gets etcd's error.
-    """
-
-    def handle(request: bytes, context):
-        _check_size(request, limit, context)
-        try:
-            return fn(parse(request_type, request) if request_type else request)
-        except EtcdError as e:
-            _abort(context, e)
-
-    return grpc.unary_unary_rpc_method_handler(
-        handle,
-        response_serializer=response_type.SerializeToString if response_type else None,
-    )
+def _call(method: Method, request, context: grpc.ServicerContext):
+    """Call a unary-style handler, with the caller when it wants one."""
+    if method.wants_caller:
+        return method.handler(request, caller=_caller(context))
+    return method.handler(request)
 
 
-def _watch_handler(service: WatchService) -> grpc.RpcMethodHandler:
-    def handle(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
-        stream = service.open_stream()
+def _caller(context: grpc.ServicerContext) -> Caller:
+    token = next((v for k, v in context.invocation_metadata() if k == "token"), None)
+    names = context.auth_context().get("x509_common_name") or [None]
+    cn = names[0].decode() if isinstance(names[0], bytes) else names[0]
+    return Caller(token=token, cert_cn=cn)
+
+
+def _parse(method: Method, request: bytes, limit: int, context: grpc.ServicerContext):
+    _check_size(request, limit, context)
+    return parse(method.request_type, request) if method.request_type else request
+
+
+def _serializer(method: Method):
+    return method.response_type.SerializeToString if method.response_type else None
+
+
+def _handler(method: Method, limit: int) -> grpc.RpcMethodHandler:
+    """grpcio's handler for `method`; EtcdError becomes its gRPC status."""
+    if method.shape is Shape.UNARY:
+
+        def unary(request: bytes, context):
+            try:
+                return _call(method, _parse(method, request, limit, context), context)
+            except EtcdError as e:
+                _abort(context, e)
+
+        return grpc.unary_unary_rpc_method_handler(unary, response_serializer=_serializer(method))
+    if method.shape is Shape.SERVER_STREAM:
+
+        def server_stream(request: bytes, context):
+            try:
+                yield from _call(method, _parse(method, request, limit, context), context)
+            except EtcdError as e:
+                _abort(context, e)
+
+        return grpc.unary_stream_rpc_method_handler(
+            server_stream, response_serializer=_serializer(method)
+        )
+    if method.shape is Shape.EACH_MESSAGE:
+
+        def each_message(request_iterator, context):
+            try:
+                for request in request_iterator:
+                    yield _call(method, _parse(method, request, limit, context), context)
+            except EtcdError as e:
+                _abort(context, e)
+
+        return grpc.stream_stream_rpc_method_handler(
+            each_message, response_serializer=_serializer(method)
+        )
+
+    def session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
+        stream = (
+            method.handler(caller=_caller(context)) if method.wants_caller else method.handler()
+        )
         context.add_callback(stream.close)
         threading.Thread(
-            target=_pump, args=(request_iterator, stream), name="watch-recv", daemon=True
+            target=_pump, args=(request_iterator, stream), name="stream-recv", daemon=True
         ).start()
         try:
             yield from stream.responses()
@@ -123,11 +140,11 @@ def _watch_handler(service: WatchService) -> grpc.RpcMethodHandler:
         finally:
             stream.close()
 
-    return grpc.stream_stream_rpc_method_handler(handle)
+    return grpc.stream_stream_rpc_method_handler(session)
 
 
 def _pump(request_iterator: Iterator[bytes], stream) -> None:
-    """Feed a watch stream's requests to it; a client half-close keeps it open, as in etcd."""
+    """Feed a session's requests to it; a client half-close keeps it open, as in etcd."""
     try:
         for request in request_iterator:
             stream.submit(request)
@@ -135,93 +152,27 @@ def _pump(request_iterator: Iterator[bytes], stream) -> None:
         stream.close()
 
 
-def _keepalive_handler(service: LeaseService) -> grpc.RpcMethodHandler:
-    def handle(request_iterator, context):
-        try:
-            for request in request_iterator:
-                yield service.keep_alive(request)
-        except EtcdError as e:
-            _abort(context, e)
-
-    return grpc.stream_stream_rpc_method_handler(
-        handle,
-        request_deserializer=pb.LeaseKeepAliveRequest.FromString,
-        response_serializer=pb.LeaseKeepAliveResponse.SerializeToString,
-    )
-
-
-def register(server: grpc.Server, s: Services, max_message_bytes: int) -> None:
-    """Register every etcd service of `s` on `server`.
-
-    Requests over `max_message_bytes` are refused. Not served (UNIMPLEMENTED,
-    as any unknown method): the Auth service and Maintenance.Snapshot.
-    """
-    m = s.maintenance
-    c = s.cluster
-
-    def _unary(fn: Callable, request_type=None, response_type=None) -> grpc.RpcMethodHandler:
-        return _unary_handler(fn, max_message_bytes, request_type, response_type)
-
-    handlers = {
-        "etcdserverpb.KV": {
-            "Range": _unary(s.kv.range),
-            "Put": _unary(s.kv.put),
-            "DeleteRange": _unary(s.kv.delete_range),
-            "Txn": _unary(s.kv.txn),
-            "Compact": _unary(s.kv.compact, pb.CompactionRequest, pb.CompactionResponse),
-        },
-        "etcdserverpb.Watch": {"Watch": _watch_handler(s.watch)},
-        "etcdserverpb.Lease": {
-            "LeaseGrant": _unary(s.lease.grant, pb.LeaseGrantRequest, pb.LeaseGrantResponse),
-            "LeaseRevoke": _unary(s.lease.revoke, pb.LeaseRevokeRequest, pb.LeaseRevokeResponse),
-            "LeaseKeepAlive": _keepalive_handler(s.lease),
-            "LeaseTimeToLive": _unary(
-                s.lease.time_to_live, pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse
-            ),
-            "LeaseLeases": _unary(s.lease.leases, pb.LeaseLeasesRequest, pb.LeaseLeasesResponse),
-        },
-        "etcdserverpb.Maintenance": {
-            "Alarm": _unary(m.alarm, pb.AlarmRequest, pb.AlarmResponse),
-            "Status": _unary(m.status, pb.StatusRequest, pb.StatusResponse),
-            "Defragment": _unary(m.defragment, pb.DefragmentRequest, pb.DefragmentResponse),
-            "Hash": _unary(m.hash, pb.HashRequest, pb.HashResponse),
-            "HashKV": _unary(m.hash_kv, pb.HashKVRequest, pb.HashKVResponse),
-            "MoveLeader": _unary(m.move_leader, pb.MoveLeaderRequest, pb.MoveLeaderResponse),
-        },
-        "etcdserverpb.Cluster": {
-            "MemberAdd": _unary(c.member_add, pb.MemberAddRequest, pb.MemberAddResponse),
-            "MemberRemove": _unary(
-                c.member_remove, pb.MemberRemoveRequest, pb.MemberRemoveResponse
-            ),
-            "MemberUpdate": _unary(
-                c.member_update, pb.MemberUpdateRequest, pb.MemberUpdateResponse
-            ),
-            "MemberList": _unary(c.member_list, pb.MemberListRequest, pb.MemberListResponse),
-            "MemberPromote": _unary(
-                c.member_promote, pb.MemberPromoteRequest, pb.MemberPromoteResponse
-            ),
-        },
-    }
+def register(server: grpc.Server, table: dict[str, Method], max_message_bytes: int) -> None:
+    """Serve every method of `table` on `server`; requests over `max_message_bytes` are refused."""
+    handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+    for method in table.values():
+        handlers.setdefault(method.service, {})[method.name] = _handler(method, max_message_bytes)
     server.add_generic_rpc_handlers(
         (
             *(grpc.method_handlers_generic_handler(name, h) for name, h in handlers.items()),
-            _UnknownMethods(handlers),
+            _UnknownMethods(table),
         )
     )
 
 
 class _UnknownMethods(grpc.GenericRpcHandler):
-    """Answers every method not registered with grpc-go's UNIMPLEMENTED text."""
+    """Answers every method not in the table with grpc-go's UNIMPLEMENTED text."""
 
-    def __init__(self, handlers: dict[str, dict]) -> None:
-        self.services = set(handlers)
+    def __init__(self, table: dict[str, Method]) -> None:
+        self.table = table
 
     def service(self, handler_call_details):
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        if service in self.services:
-            text = f"unknown method {method} for service {service}"
-        else:
-            text = f"unknown service {service}"
+        text = unknown_method_text(handler_call_details.method, self.table)
 
         def refuse(request_iterator, context):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, text)
@@ -258,7 +209,7 @@ def start_server(
         *_KEEPALIVE_OPTIONS,
     ]
     server = grpc.server(ThreadPoolExecutor(max_workers=max_workers), options=options)
-    register(server, build_services(store, settings), settings.max_message_bytes)
+    register(server, method_table(build_services(store, settings)), settings.max_message_bytes)
     addresses = []
     for listener in listeners:
         if listener.secure:

@@ -1,0 +1,202 @@
+"""Every gRPC method this server answers, in one table that every transport serves.
+
+A transport looks a request's path up in `method_table` and calls the
+handler the way its `Shape` says; it never knows a service by name. So a
+method added here is served by every transport at once.
+
+Requests and responses are marshalled bytes when the method's types are
+None (the hot KV and Watch calls: the codec works on bytes) and generated
+protobuf messages otherwise; the transport parses such requests with
+`unmarshal_errors.parse`, so a malformed one gets etcd's error text.
+
+Handlers raise `k0s_store.errors.EtcdError`; the transport turns it into a
+gRPC status. A handler with `wants_caller` also gets, as the keyword
+`caller`, who is calling (`Caller`): the `token` metadata the client sent
+and the common name of its verified TLS client certificate.
+"""
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from google.protobuf.message import Message
+
+from k0s_store.api.cluster import ClusterService
+from k0s_store.api.header import Header
+from k0s_store.api.kv import KVService
+from k0s_store.api.lease import LeaseService
+from k0s_store.api.maintenance import MaintenanceService
+from k0s_store.api.settings import Settings
+from k0s_store.api.watch import WatchService
+from k0s_store.proto import rpc_pb2 as pb
+
+
+class Shape(enum.Enum):
+    """How a handler is called."""
+
+    UNARY = "unary"  # handler(request) -> response
+    SERVER_STREAM = "server_stream"  # handler(request) -> iterator of responses
+    EACH_MESSAGE = "each_message"  # bidi: handler(request) -> response, once per request
+    SESSION = "session"  # bidi: handler() -> a session: submit(bytes), responses(), close()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: its auth token and its client certificate's common name."""
+
+    token: str | None = None
+    cert_cn: str | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """One gRPC method: `/{service}/{name}`."""
+
+    service: str
+    name: str
+    shape: Shape
+    handler: Callable
+    request_type: type[Message] | None = None
+    response_type: type[Message] | None = None
+    wants_caller: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"/{self.service}/{self.name}"
+
+
+class Services(NamedTuple):
+    """Every service of one server."""
+
+    kv: KVService
+    watch: WatchService
+    lease: LeaseService
+    maintenance: MaintenanceService
+    cluster: ClusterService
+
+
+def build_services(store, settings: Settings) -> Services:
+    """The services over `store`, with headers naming this member."""
+    header = Header(store.cluster_id, store.member_id, settings.raft_term)
+    return Services(
+        kv=KVService(store, header, settings),
+        watch=WatchService(store, header, settings),
+        lease=LeaseService(store, header),
+        maintenance=MaintenanceService(store, header, settings),
+        cluster=ClusterService(store, header, settings),
+    )
+
+
+def method_table(s: Services) -> dict[str, Method]:
+    """Every method of `s`, by path. Not served (UNIMPLEMENTED): Auth, Maintenance.Snapshot."""
+    kv, lease = "etcdserverpb.KV", "etcdserverpb.Lease"
+    m, c = "etcdserverpb.Maintenance", "etcdserverpb.Cluster"
+    unary = Shape.UNARY
+    methods = [
+        Method(kv, "Range", unary, s.kv.range),
+        Method(kv, "Put", unary, s.kv.put),
+        Method(kv, "DeleteRange", unary, s.kv.delete_range),
+        Method(kv, "Txn", unary, s.kv.txn),
+        Method(kv, "Compact", unary, s.kv.compact, pb.CompactionRequest, pb.CompactionResponse),
+        Method("etcdserverpb.Watch", "Watch", Shape.SESSION, s.watch.open_stream),
+        Method(
+            lease, "LeaseGrant", unary, s.lease.grant, pb.LeaseGrantRequest, pb.LeaseGrantResponse
+        ),
+        Method(
+            lease,
+            "LeaseRevoke",
+            unary,
+            s.lease.revoke,
+            pb.LeaseRevokeRequest,
+            pb.LeaseRevokeResponse,
+        ),
+        Method(
+            lease,
+            "LeaseKeepAlive",
+            Shape.EACH_MESSAGE,
+            s.lease.keep_alive,
+            pb.LeaseKeepAliveRequest,
+            pb.LeaseKeepAliveResponse,
+        ),
+        Method(
+            lease,
+            "LeaseTimeToLive",
+            unary,
+            s.lease.time_to_live,
+            pb.LeaseTimeToLiveRequest,
+            pb.LeaseTimeToLiveResponse,
+        ),
+        Method(
+            lease,
+            "LeaseLeases",
+            unary,
+            s.lease.leases,
+            pb.LeaseLeasesRequest,
+            pb.LeaseLeasesResponse,
+        ),
+        Method(m, "Alarm", unary, s.maintenance.alarm, pb.AlarmRequest, pb.AlarmResponse),
+        Method(m, "Status", unary, s.maintenance.status, pb.StatusRequest, pb.StatusResponse),
+        Method(
+            m,
+            "Defragment",
+            unary,
+            s.maintenance.defragment,
+            pb.DefragmentRequest,
+            pb.DefragmentResponse,
+        ),
+        Method(m, "Hash", unary, s.maintenance.hash, pb.HashRequest, pb.HashResponse),
+        Method(m, "HashKV", unary, s.maintenance.hash_kv, pb.HashKVRequest, pb.HashKVResponse),
+        Method(
+            m,
+            "MoveLeader",
+            unary,
+            s.maintenance.move_leader,
+            pb.MoveLeaderRequest,
+            pb.MoveLeaderResponse,
+        ),
+        Method(
+            c, "MemberAdd", unary, s.cluster.member_add, pb.MemberAddRequest, pb.MemberAddResponse
+        ),
+        Method(
+            c,
+            "MemberRemove",
+            unary,
+            s.cluster.member_remove,
+            pb.MemberRemoveRequest,
+            pb.MemberRemoveResponse,
+        ),
+        Method(
+            c,
+            "MemberUpdate",
+            unary,
+            s.cluster.member_update,
+            pb.MemberUpdateRequest,
+            pb.MemberUpdateResponse,
+        ),
+        Method(
+            c,
+            "MemberList",
+            unary,
+            s.cluster.member_list,
+            pb.MemberListRequest,
+            pb.MemberListResponse,
+        ),
+        Method(
+            c,
+            "MemberPromote",
+            unary,
+            s.cluster.member_promote,
+            pb.MemberPromoteRequest,
+            pb.MemberPromoteResponse,
+        ),
+    ]
+    return {method.path: method for method in methods}
+
+
+def unknown_method_text(path: str, table: dict[str, Method]) -> str:
+    """grpc-go's UNIMPLEMENTED message for a path not in `table`."""
+    service, _, name = path.lstrip("/").rpartition("/")
+    if any(method.service == service for method in table.values()):
+        return f"unknown method {name} for service {service}"
+    return f"unknown service {service}"
