@@ -88,3 +88,57 @@ MalformedRequestError = _error(
 UnsupportedError = _error(
     "UnsupportedError", "UNIMPLEMENTED", "k0s-store: not supported by a single-member store"
 )
+
+# Auth (etcd's auth store errors as its gRPC layer reports them).
+RootUserNotExistError = _error(
+    "RootUserNotExistError", "FAILED_PRECONDITION", "etcdserver: root user does not exist"
+)
+RootRoleNotExistError = _error(
+    "RootRoleNotExistError", "FAILED_PRECONDITION", "etcdserver: root user does not have root role"
+)
+UserAlreadyExistError = _error(
+    "UserAlreadyExistError", "FAILED_PRECONDITION", "etcdserver: user name already exists"
+)
+UserEmptyError = _error("UserEmptyError", "INVALID_ARGUMENT", "etcdserver: user name is empty")
+UserNotFoundError = _error(
+    "UserNotFoundError", "FAILED_PRECONDITION", "etcdserver: user name not found"
+)
+RoleAlreadyExistError = _error(
+    "RoleAlreadyExistError", "FAILED_PRECONDITION", "etcdserver: role name already exists"
+)
+RoleNotFoundError = _error(
+    "RoleNotFoundError", "FAILED_PRECONDITION", "etcdserver: role name not found"
+)
+RoleEmptyError = _error("RoleEmptyError", "INVALID_ARGUMENT", "etcdserver: role name is empty")
+AuthFailedError = _error(
+    "AuthFailedError",
+    "INVALID_ARGUMENT",
+    "etcdserver: authentication failed, invalid user ID or password",
+)
+# etcd has no gRPC mapping for this one: its gRPC layer answers UNKNOWN with
+# the auth store's own text.
+NoPasswordUserError = _error(
+    "NoPasswordUserError",
+    "UNKNOWN",
+    "auth: authentication failed, password was given for no password user",
+)
+PermissionDeniedError = _error(
+    "PermissionDeniedError", "PERMISSION_DENIED", "etcdserver: permission denied"
+)
+RoleNotGrantedError = _error(
+    "RoleNotGrantedError", "FAILED_PRECONDITION", "etcdserver: role is not granted to the user"
+)
+PermissionNotGrantedError = _error(
+    "PermissionNotGrantedError",
+    "FAILED_PRECONDITION",
+    "etcdserver: permission is not granted to the role",
+)
+AuthNotEnabledError = _error(
+    "AuthNotEnabledError", "FAILED_PRECONDITION", "etcdserver: authentication is not enabled"
+)
+InvalidAuthTokenError = _error(
+    "InvalidAuthTokenError", "UNAUTHENTICATED", "etcdserver: invalid auth token"
+)
+InvalidAuthMgmtError = _error(
+    "InvalidAuthMgmtError", "INVALID_ARGUMENT", "etcdserver: invalid auth management"
+)
