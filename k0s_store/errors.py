@@ -142,3 +142,19 @@ InvalidAuthTokenError = _error(
 InvalidAuthMgmtError = _error(
     "InvalidAuthMgmtError", "INVALID_ARGUMENT", "etcdserver: invalid auth management"
 )
+
+# The auth store's own texts. etcd's Maintenance service returns auth errors
+# untranslated, which grpc-go reports as UNKNOWN with this text.
+AuthStoreError = _error("AuthStoreError", "UNKNOWN", "auth: unknown error")
+_AUTH_STORE_TEXTS = {
+    UserEmptyError: "auth: user name is empty",
+    UserNotFoundError: "auth: user not found",
+    PermissionDeniedError: "auth: permission denied",
+    InvalidAuthTokenError: "auth: invalid auth token",
+}
+
+
+def untranslated(error: EtcdError) -> EtcdError:
+    """`error` as etcd reports it where it skips its gRPC translation."""
+    text = _AUTH_STORE_TEXTS.get(type(error))
+    return error if text is None else AuthStoreError(text)

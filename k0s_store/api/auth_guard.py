@@ -102,15 +102,17 @@ class AuthGuard:
         self._require_lease_keys(self.auth.state, user, lease_id)
 
     def watch_refusal(self, caller: Caller, key: bytes, range_end: bytes) -> str:
-        """Why a watch on [key, range_end) is refused (etcd's cancel reason), or ""."""
+        """Why a watch on [key, range_end) is refused (etcd's cancel reason), or "".
+
+        etcd words the reason as grpc-go prints a status error; an auth error
+        other than a bad token or no user reads "permission denied".
+        """
         try:
             _require(self.auth.state, self.user(caller), key, range_end, write=False)
-        except errors.InvalidAuthTokenError as e:
-            return e.message
-        except errors.UserEmptyError as e:
-            return e.message
+        except (errors.InvalidAuthTokenError, errors.UserEmptyError) as e:
+            return _status_text(e)
         except errors.EtcdError:
-            return errors.PermissionDeniedError.message
+            return _status_text(errors.PermissionDeniedError())
         return ""
 
     def _require_lease_keys(self, state: AuthState, user: str | None, lease_id: int) -> None:
@@ -119,6 +121,12 @@ class AuthGuard:
             return
         for key in self.store.lease_time_to_live(lease_id, keys=True).keys:
             _require(state, user, key, b"", write=True)
+
+
+def _status_text(e: errors.EtcdError) -> str:
+    """grpc-go's text of a status error: "rpc error: code = CodeName desc = message"."""
+    code = "".join(part.capitalize() for part in e.code.split("_"))
+    return f"rpc error: code = {code} desc = {e.message}"
 
 
 def require_root(state: AuthState, user: str | None) -> None:

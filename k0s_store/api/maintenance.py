@@ -18,8 +18,9 @@ _GET, _DEACTIVATE = pb.AlarmRequest.GET, pb.AlarmRequest.DEACTIVATE
 class MaintenanceService:
     """The Maintenance service over a store.
 
-    Auth as etcd 3.4: Defragment, Hash and HashKV need the root role; Alarm a
-    valid token or none; Status and MoveLeader nothing.
+    Auth as etcd 3.4: Defragment, Hash and HashKV need the root role (their
+    auth errors untranslated, as etcd's); Alarm a valid token or none; Status
+    and MoveLeader nothing.
     """
 
     def __init__(self, store, header: Header, settings: Settings, auth: AuthGuard) -> None:
@@ -65,13 +66,13 @@ class MaintenanceService:
         self, req: pb.DefragmentRequest, caller: Caller = ANONYMOUS
     ) -> pb.DefragmentResponse:
         """Give free pages back to the file system (etcd's answer has no header)."""
-        self.auth.check_admin(caller)
+        self._check_admin(caller)
         self.store.defragment()
         return pb.DefragmentResponse()
 
     def hash_kv(self, req: pb.HashKVRequest, caller: Caller = ANONYMOUS) -> pb.HashKVResponse:
         """etcd's hash of the key history up to a revision (0: the current one)."""
-        self.auth.check_admin(caller)
+        self._check_admin(caller)
         hash_, compact_revision, revision = self.store.hash_kv(req.revision)
         return pb.HashKVResponse(
             header=self.header.message(revision), hash=hash_, compact_revision=compact_revision
@@ -84,7 +85,7 @@ class MaintenanceService:
         HashKV hash at the current revision serves the same purpose (members
         agree iff their data agrees).
         """
-        self.auth.check_admin(caller)
+        self._check_admin(caller)
         hash_, _, revision = self.store.hash_kv(0)
         return pb.HashResponse(header=self.header.message(revision), hash=hash_)
 
@@ -93,6 +94,12 @@ class MaintenanceService:
         if req.targetID != self.header.member_id:
             raise errors.BadLeaderTransfereeError()
         return pb.MoveLeaderResponse()
+
+    def _check_admin(self, caller: Caller) -> None:
+        try:
+            self.auth.check_admin(caller)
+        except errors.EtcdError as e:
+            raise errors.untranslated(e) from e
 
     def _alarm_members(self, alarms: list[int] | None = None) -> list[pb.AlarmMember]:
         if alarms is None:
