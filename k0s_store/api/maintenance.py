@@ -18,8 +18,8 @@ _GET, _DEACTIVATE = pb.AlarmRequest.GET, pb.AlarmRequest.DEACTIVATE
 class MaintenanceService:
     """The Maintenance service over a store.
 
-    Auth as etcd 3.4: Defragment, Hash and HashKV need the root role (their
-    auth errors untranslated, as etcd's); Alarm a valid token or none; Status
+    Auth as etcd 3.4: Defragment, Hash and HashKV need the root role; Alarm a
+    valid token or none (their auth errors untranslated, as etcd's); Status
     and MoveLeader nothing.
     """
 
@@ -51,7 +51,10 @@ class MaintenanceService:
         (etcdctl takes it from the list). ACTIVATE answers with no alarm:
         only the store raises NOSPACE, when it is full.
         """
-        self.auth.user(caller)
+        try:
+            self.auth.user(caller)
+        except errors.EtcdError as e:
+            raise errors.untranslated(e) from e
         members = [m for m in self._alarm_members() if req.alarm in (pb.NONE, m.alarm)]
         if req.action == _GET:
             return pb.AlarmResponse(alarms=members)

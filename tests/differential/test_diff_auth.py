@@ -223,6 +223,13 @@ def test_kv_lease_and_maintenance_checks_once_enabled(pair):
     a.kv("Range", "forged", key=b"/app/a")
     a.kv("Put", "forged", key=b"/app/a", value=b"1")
     a.auth("Authenticate", "forged", name="bob", password="bobpw")
+    a.same("Maintenance", "Alarm", pb.AlarmRequest(), "forged")
+    a.same("Maintenance", "HashKV", pb.HashKVRequest(), "forged")
+
+    # Membership changes need root (checked before the member is looked up).
+    for who in (None, "alice", "forged"):
+        a.same("Cluster", "MemberRemove", pb.MemberRemoveRequest(ID=12345), who)
+        a.same("Cluster", "MemberPromote", pb.MemberPromoteRequest(ID=12345), who)
 
     # Leases: a lease holding /other may be neither revoked nor reused by alice.
     a.same("Lease", "LeaseGrant", pb.LeaseGrantRequest(ID=100, TTL=60), "root")
