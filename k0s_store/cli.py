@@ -79,6 +79,13 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
 
 
+def _auth_token(text: str) -> str:
+    """--auth-token: only etcd's "simple" tokens are served (no JWT)."""
+    if text.split(",", 1)[0] != "simple":
+        raise argparse.ArgumentTypeError(f"unsupported auth token type {text!r} (only simple)")
+    return text
+
+
 def _urls(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
 
@@ -116,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     flag("key-file", default="", help="client server TLS key file")
     flag("trusted-ca-file", default="", help="client server TLS trusted CA file")
     bool_flag("client-cert-auth", "require client certificates signed by the trusted CA")
+    flag("auth-token", type=_auth_token, default="simple", help="auth token type (simple)")
+    flag("auth-token-ttl", type=int, default=300, help="seconds a token lives after its last use")
+    flag("bcrypt-cost", type=int, default=10, help="bcrypt cost of password hashes (4-31)")
     for name in IGNORED_FLAGS:
         flag(name, nargs="?", const="", default=None, help=argparse.SUPPRESS)
     return parser
@@ -145,11 +155,16 @@ def serve(args: argparse.Namespace) -> int:
         max_txn_ops=args.max_txn_ops,
         max_request_bytes=args.max_request_bytes,
         progress_notify_interval=args.experimental_watch_progress_notify_interval,
+        client_cert_auth=args.client_cert_auth,
     )
     if args.unsafe_no_fsync:
         log.warning("--unsafe-no-fsync: acknowledged writes can be lost if the machine crashes")
     store = Store(
-        args.data_dir, quota_bytes=_quota(args.quota_backend_bytes), fsync=not args.unsafe_no_fsync
+        args.data_dir,
+        quota_bytes=_quota(args.quota_backend_bytes),
+        fsync=not args.unsafe_no_fsync,
+        auth_token_ttl=args.auth_token_ttl,
+        bcrypt_cost=args.bcrypt_cost,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

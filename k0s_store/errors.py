@@ -88,3 +88,73 @@ MalformedRequestError = _error(
 UnsupportedError = _error(
     "UnsupportedError", "UNIMPLEMENTED", "k0s-store: not supported by a single-member store"
 )
+
+# Auth (etcd's auth store errors as its gRPC layer reports them).
+RootUserNotExistError = _error(
+    "RootUserNotExistError", "FAILED_PRECONDITION", "etcdserver: root user does not exist"
+)
+RootRoleNotExistError = _error(
+    "RootRoleNotExistError", "FAILED_PRECONDITION", "etcdserver: root user does not have root role"
+)
+UserAlreadyExistError = _error(
+    "UserAlreadyExistError", "FAILED_PRECONDITION", "etcdserver: user name already exists"
+)
+UserEmptyError = _error("UserEmptyError", "INVALID_ARGUMENT", "etcdserver: user name is empty")
+UserNotFoundError = _error(
+    "UserNotFoundError", "FAILED_PRECONDITION", "etcdserver: user name not found"
+)
+RoleAlreadyExistError = _error(
+    "RoleAlreadyExistError", "FAILED_PRECONDITION", "etcdserver: role name already exists"
+)
+RoleNotFoundError = _error(
+    "RoleNotFoundError", "FAILED_PRECONDITION", "etcdserver: role name not found"
+)
+RoleEmptyError = _error("RoleEmptyError", "INVALID_ARGUMENT", "etcdserver: role name is empty")
+AuthFailedError = _error(
+    "AuthFailedError",
+    "INVALID_ARGUMENT",
+    "etcdserver: authentication failed, invalid user ID or password",
+)
+# etcd has no gRPC mapping for this one: its gRPC layer answers UNKNOWN with
+# the auth store's own text.
+NoPasswordUserError = _error(
+    "NoPasswordUserError",
+    "UNKNOWN",
+    "auth: authentication failed, password was given for no password user",
+)
+PermissionDeniedError = _error(
+    "PermissionDeniedError", "PERMISSION_DENIED", "etcdserver: permission denied"
+)
+RoleNotGrantedError = _error(
+    "RoleNotGrantedError", "FAILED_PRECONDITION", "etcdserver: role is not granted to the user"
+)
+PermissionNotGrantedError = _error(
+    "PermissionNotGrantedError",
+    "FAILED_PRECONDITION",
+    "etcdserver: permission is not granted to the role",
+)
+AuthNotEnabledError = _error(
+    "AuthNotEnabledError", "FAILED_PRECONDITION", "etcdserver: authentication is not enabled"
+)
+InvalidAuthTokenError = _error(
+    "InvalidAuthTokenError", "UNAUTHENTICATED", "etcdserver: invalid auth token"
+)
+InvalidAuthMgmtError = _error(
+    "InvalidAuthMgmtError", "INVALID_ARGUMENT", "etcdserver: invalid auth management"
+)
+
+# The auth store's own texts. etcd's Maintenance service returns auth errors
+# untranslated, which grpc-go reports as UNKNOWN with this text.
+AuthStoreError = _error("AuthStoreError", "UNKNOWN", "auth: unknown error")
+_AUTH_STORE_TEXTS = {
+    UserEmptyError: "auth: user name is empty",
+    UserNotFoundError: "auth: user not found",
+    PermissionDeniedError: "auth: permission denied",
+    InvalidAuthTokenError: "auth: invalid auth token",
+}
+
+
+def untranslated(error: EtcdError) -> EtcdError:
+    """`error` as etcd reports it where it skips its gRPC translation."""
+    text = _AUTH_STORE_TEXTS.get(type(error))
+    return error if text is None else AuthStoreError(text)

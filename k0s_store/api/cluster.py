@@ -10,18 +10,25 @@ member (only a real etcd cluster can grow) is UNIMPLEMENTED.
 from urllib.parse import urlsplit
 
 from k0s_store import errors
+from k0s_store.api.auth_guard import AuthGuard
+from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header
 from k0s_store.api.settings import Settings
 from k0s_store.proto import rpc_pb2 as pb
 
 
 class ClusterService:
-    """The Cluster service: one member, this server."""
+    """The Cluster service: one member, this server.
 
-    def __init__(self, store, header: Header, settings: Settings) -> None:
+    Membership changes need the root role once auth is enabled (etcd's
+    checkMembershipOperationPermission); MemberList needs nothing.
+    """
+
+    def __init__(self, store, header: Header, settings: Settings, auth: AuthGuard) -> None:
         self.header = header
         self.settings = settings
         self.member_id = store.member_id
+        self.auth = auth
 
     def _members(self) -> list[pb.Member]:
         return [
@@ -40,24 +47,36 @@ class ClusterService:
         """The one member."""
         return pb.MemberListResponse(header=self._header(), members=self._members())
 
-    def member_add(self, req: pb.MemberAddRequest) -> pb.MemberAddResponse:
+    def member_add(
+        self, req: pb.MemberAddRequest, caller: Caller = ANONYMOUS
+    ) -> pb.MemberAddResponse:
         """Invalid URLs get etcd's error; valid ones cannot be added here."""
         _check_urls(req.peerURLs)
+        self.auth.check_admin(caller)
         raise errors.UnsupportedError()
 
-    def member_remove(self, req: pb.MemberRemoveRequest) -> pb.MemberRemoveResponse:
+    def member_remove(
+        self, req: pb.MemberRemoveRequest, caller: Caller = ANONYMOUS
+    ) -> pb.MemberRemoveResponse:
         """Removing the only member leaves no quorum: etcd refuses it."""
+        self.auth.check_admin(caller)
         self._check_known(req.ID)
         raise errors.MemberNotEnoughStartedError()
 
-    def member_update(self, req: pb.MemberUpdateRequest) -> pb.MemberUpdateResponse:
+    def member_update(
+        self, req: pb.MemberUpdateRequest, caller: Caller = ANONYMOUS
+    ) -> pb.MemberUpdateResponse:
         """Peer URLs of a single member are never used, so changing them is refused."""
+        self.auth.check_admin(caller)
         self._check_known(req.ID)
         _check_urls(req.peerURLs)
         raise errors.UnsupportedError()
 
-    def member_promote(self, req: pb.MemberPromoteRequest) -> pb.MemberPromoteResponse:
+    def member_promote(
+        self, req: pb.MemberPromoteRequest, caller: Caller = ANONYMOUS
+    ) -> pb.MemberPromoteResponse:
         """The only member is a voter already."""
+        self.auth.check_admin(caller)
         self._check_known(req.ID)
         raise errors.MemberNotLearnerError()
 

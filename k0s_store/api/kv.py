@@ -9,6 +9,8 @@ protobuf object is built per key. Txn is parsed with the generated class
 
 from k0s_store import errors
 from k0s_store.api import validation
+from k0s_store.api.auth_guard import AuthGuard
+from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header, nested_header
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import malformed, parse
@@ -58,32 +60,40 @@ class KVService:
         store: the MVCC store (`k0s_store.mvcc.Store`).
         header: fills response headers.
         settings: limits (max txn ops, max request bytes).
+        auth: the permission checks (applied after validation, as etcd does).
     """
 
-    def __init__(self, store, header: Header, settings: Settings) -> None:
+    def __init__(self, store, header: Header, settings: Settings, auth: AuthGuard) -> None:
         self.store = store
         self.header = header
         self.settings = settings
+        self.auth = auth
 
-    def range(self, request: bytes) -> bytes:
+    def range(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Range: marshalled RangeRequest in, marshalled RangeResponse out."""
         req = _decode(request, codec.decode_range_request, RangeRequest, rpc_pb2.RangeRequest)
         validation.check_range(req)
+        if self.auth.applies(caller):
+            self.auth.require_range(self.auth.user(caller), req.key, req.range_end)
         resp = self.store.range(req)
         r = resp.result
         return codec.encode_range_response(
             self.header.encode(resp.revision), r.kvs, r.more, r.count
         )
 
-    def put(self, request: bytes) -> bytes:
+    def put(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Put: marshalled PutRequest in, marshalled PutResponse out."""
         req = _decode(request, codec.decode_put_request, PutRequest, rpc_pb2.PutRequest)
         validation.check_put(req)
+        checked = self.auth.applies(caller)
+        user = self.auth.user(caller) if checked else None  # bad token, then size: etcd's order
         self._check_raft_size(len(request))
+        if checked:
+            self.auth.require_put(user, req)
         resp = self.store.put(req)
         return codec.encode_put_response(self.header.encode(resp.revision), resp.result.prev_kv)
 
-    def delete_range(self, request: bytes) -> bytes:
+    def delete_range(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """DeleteRange: marshalled request in, marshalled DeleteRangeResponse out."""
         req = _decode(
             request,
@@ -92,18 +102,26 @@ class KVService:
             rpc_pb2.DeleteRangeRequest,
         )
         validation.check_delete_range(req)
+        checked = self.auth.applies(caller)
+        user = self.auth.user(caller) if checked else None
         self._check_raft_size(len(request))
+        if checked:
+            self.auth.require_delete_range(user, req)
         resp = self.store.delete_range(req)
         r = resp.result
         return codec.encode_delete_range_response(
             self.header.encode(resp.revision), r.deleted, r.prev_kvs
         )
 
-    def txn(self, request: bytes) -> bytes:
+    def txn(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Txn: marshalled TxnRequest in, marshalled TxnResponse out."""
         req = txn_from_message(parse(rpc_pb2.TxnRequest, request))
         validation.check_txn(req, self.settings.max_txn_ops)
+        checked = self.auth.applies(caller)
+        user = self.auth.user(caller) if checked else None
         self._check_raft_size(len(request))
+        if checked:
+            self.auth.require_txn(user, req)
         resp = self.store.txn(req)
         result: TxnResult = resp.result
         begin = resp.revision - 1 if _txn_writes(req, result) else resp.revision
@@ -112,8 +130,11 @@ class KVService:
             self.header.encode(resp.revision), result.succeeded, responses
         )
 
-    def compact(self, request: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
-        """Compact the history up to `request.revision`."""
+    def compact(
+        self, request: rpc_pb2.CompactionRequest, caller: Caller = ANONYMOUS
+    ) -> rpc_pb2.CompactionResponse:
+        """Compact the history up to `request.revision` (any user: etcd checks no role)."""
+        self.auth.user(caller)
         revision = self.store.compact(request.revision, physical=request.physical)
         return rpc_pb2.CompactionResponse(header=self.header.message(revision))
 

@@ -1,6 +1,8 @@
 """etcd's Lease service: Grant, Revoke, KeepAlive, TimeToLive, Leases."""
 
 from k0s_store import errors
+from k0s_store.api.auth_guard import AuthGuard
+from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header
 from k0s_store.proto import rpc_pb2 as pb
 
@@ -11,19 +13,26 @@ class LeaseService:
     Args:
         store: the MVCC store (it owns the leases and their expiry).
         header: fills response headers.
+        auth: the permission checks (Grant needs a valid token or none,
+            Revoke WRITE on the lease's keys, the others nothing, as in etcd 3.4).
     """
 
-    def __init__(self, store, header: Header) -> None:
+    def __init__(self, store, header: Header, auth: AuthGuard) -> None:
         self.store = store
         self.header = header
+        self.auth = auth
 
-    def grant(self, req: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
+    def grant(self, req: pb.LeaseGrantRequest, caller: Caller = ANONYMOUS) -> pb.LeaseGrantResponse:
         """Grant a lease (ID 0: the store picks one; TTL raised to the minimum)."""
+        self.auth.user(caller)
         g = self.store.lease_grant(req.TTL, req.ID)
         return pb.LeaseGrantResponse(header=self.header.message(g.revision), ID=g.id, TTL=g.ttl)
 
-    def revoke(self, req: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
+    def revoke(
+        self, req: pb.LeaseRevokeRequest, caller: Caller = ANONYMOUS
+    ) -> pb.LeaseRevokeResponse:
         """Revoke a lease and delete its keys."""
+        self.auth.check_lease_revoke(caller, req.ID)
         revision = self.store.lease_revoke(req.ID)
         return pb.LeaseRevokeResponse(header=self.header.message(revision))
 

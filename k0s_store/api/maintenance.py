@@ -6,6 +6,8 @@ with every write as etcd's applied index does.
 """
 
 from k0s_store import errors
+from k0s_store.api.auth_guard import AuthGuard
+from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header
 from k0s_store.api.settings import Settings
 from k0s_store.proto import rpc_pb2 as pb
@@ -14,12 +16,18 @@ _GET, _DEACTIVATE = pb.AlarmRequest.GET, pb.AlarmRequest.DEACTIVATE
 
 
 class MaintenanceService:
-    """The Maintenance service over a store."""
+    """The Maintenance service over a store.
 
-    def __init__(self, store, header: Header, settings: Settings) -> None:
+    Auth as etcd 3.4: Defragment, Hash and HashKV need the root role; Alarm a
+    valid token or none (their auth errors untranslated, as etcd's); Status
+    and MoveLeader nothing.
+    """
+
+    def __init__(self, store, header: Header, settings: Settings, auth: AuthGuard) -> None:
         self.store = store
         self.header = header
         self.settings = settings
+        self.auth = auth
 
     def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
         """Version, sizes, leader (this member), raft progress and active alarms."""
@@ -36,13 +44,17 @@ class MaintenanceService:
             errors=[_alarm_text(m) for m in self._alarm_members(st.alarms)],
         )
 
-    def alarm(self, req: pb.AlarmRequest) -> pb.AlarmResponse:
+    def alarm(self, req: pb.AlarmRequest, caller: Caller = ANONYMOUS) -> pb.AlarmResponse:
         """List alarms, or disarm NOSPACE; etcd's answer carries no header.
 
         As in etcd, DEACTIVATE names the member whose alarm it clears
         (etcdctl takes it from the list). ACTIVATE answers with no alarm:
         only the store raises NOSPACE, when it is full.
         """
+        try:
+            self.auth.user(caller)
+        except errors.EtcdError as e:
+            raise errors.untranslated(e) from e
         members = [m for m in self._alarm_members() if req.alarm in (pb.NONE, m.alarm)]
         if req.action == _GET:
             return pb.AlarmResponse(alarms=members)
@@ -53,25 +65,30 @@ class MaintenanceService:
             return pb.AlarmResponse(alarms=members)
         return pb.AlarmResponse()
 
-    def defragment(self, req: pb.DefragmentRequest) -> pb.DefragmentResponse:
+    def defragment(
+        self, req: pb.DefragmentRequest, caller: Caller = ANONYMOUS
+    ) -> pb.DefragmentResponse:
         """Give free pages back to the file system (etcd's answer has no header)."""
+        self._check_admin(caller)
         self.store.defragment()
         return pb.DefragmentResponse()
 
-    def hash_kv(self, req: pb.HashKVRequest) -> pb.HashKVResponse:
+    def hash_kv(self, req: pb.HashKVRequest, caller: Caller = ANONYMOUS) -> pb.HashKVResponse:
         """etcd's hash of the key history up to a revision (0: the current one)."""
+        self._check_admin(caller)
         hash_, compact_revision, revision = self.store.hash_kv(req.revision)
         return pb.HashKVResponse(
             header=self.header.message(revision), hash=hash_, compact_revision=compact_revision
         )
 
-    def hash(self, req: pb.HashRequest) -> pb.HashResponse:
+    def hash(self, req: pb.HashRequest, caller: Caller = ANONYMOUS) -> pb.HashResponse:
         """A hash of the whole key space.
 
         etcd hashes its bolt file, which no other server can reproduce; the
         HashKV hash at the current revision serves the same purpose (members
         agree iff their data agrees).
         """
+        self._check_admin(caller)
         hash_, _, revision = self.store.hash_kv(0)
         return pb.HashResponse(header=self.header.message(revision), hash=hash_)
 
@@ -80,6 +97,12 @@ class MaintenanceService:
         if req.targetID != self.header.member_id:
             raise errors.BadLeaderTransfereeError()
         return pb.MoveLeaderResponse()
+
+    def _check_admin(self, caller: Caller) -> None:
+        try:
+            self.auth.check_admin(caller)
+        except errors.EtcdError as e:
+            raise errors.untranslated(e) from e
 
     def _alarm_members(self, alarms: list[int] | None = None) -> list[pb.AlarmMember]:
         if alarms is None:

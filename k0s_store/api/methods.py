@@ -22,6 +22,9 @@ from typing import NamedTuple
 
 from google.protobuf.message import Message
 
+from k0s_store.api.auth import AuthService
+from k0s_store.api.auth_guard import AuthGuard
+from k0s_store.api.caller import Caller
 from k0s_store.api.cluster import ClusterService
 from k0s_store.api.header import Header
 from k0s_store.api.kv import KVService
@@ -41,12 +44,15 @@ class Shape(enum.Enum):
     SESSION = "session"  # bidi: handler() -> a session: submit(bytes), responses(), close()
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a request: its auth token and its client certificate's common name."""
-
-    token: str | None = None
-    cert_cn: str | None = None
+__all__ = [
+    "Caller",
+    "Method",
+    "Services",
+    "Shape",
+    "build_services",
+    "method_table",
+    "unknown_method_text",
+]
 
 
 @dataclass(frozen=True)
@@ -74,34 +80,53 @@ class Services(NamedTuple):
     lease: LeaseService
     maintenance: MaintenanceService
     cluster: ClusterService
+    auth: AuthService
 
 
 def build_services(store, settings: Settings) -> Services:
     """The services over `store`, with headers naming this member."""
     header = Header(store.cluster_id, store.member_id, settings.raft_term)
+    guard = AuthGuard(store, settings.client_cert_auth)
     return Services(
-        kv=KVService(store, header, settings),
-        watch=WatchService(store, header, settings),
-        lease=LeaseService(store, header),
-        maintenance=MaintenanceService(store, header, settings),
-        cluster=ClusterService(store, header, settings),
+        kv=KVService(store, header, settings, guard),
+        watch=WatchService(store, header, settings, guard),
+        lease=LeaseService(store, header, guard),
+        maintenance=MaintenanceService(store, header, settings, guard),
+        cluster=ClusterService(store, header, settings, guard),
+        auth=AuthService(store, header, guard),
     )
 
 
 def method_table(s: Services) -> dict[str, Method]:
-    """Every method of `s`, by path. Not served (UNIMPLEMENTED): Auth, Maintenance.Snapshot."""
+    """Every method of `s`, by path. Not served (UNIMPLEMENTED): Maintenance.Snapshot."""
     kv, lease = "etcdserverpb.KV", "etcdserverpb.Lease"
     m, c = "etcdserverpb.Maintenance", "etcdserverpb.Cluster"
     unary = Shape.UNARY
     methods = [
-        Method(kv, "Range", unary, s.kv.range),
-        Method(kv, "Put", unary, s.kv.put),
-        Method(kv, "DeleteRange", unary, s.kv.delete_range),
-        Method(kv, "Txn", unary, s.kv.txn),
-        Method(kv, "Compact", unary, s.kv.compact, pb.CompactionRequest, pb.CompactionResponse),
-        Method("etcdserverpb.Watch", "Watch", Shape.SESSION, s.watch.open_stream),
+        Method(kv, "Range", unary, s.kv.range, wants_caller=True),
+        Method(kv, "Put", unary, s.kv.put, wants_caller=True),
+        Method(kv, "DeleteRange", unary, s.kv.delete_range, wants_caller=True),
+        Method(kv, "Txn", unary, s.kv.txn, wants_caller=True),
         Method(
-            lease, "LeaseGrant", unary, s.lease.grant, pb.LeaseGrantRequest, pb.LeaseGrantResponse
+            kv,
+            "Compact",
+            unary,
+            s.kv.compact,
+            pb.CompactionRequest,
+            pb.CompactionResponse,
+            wants_caller=True,
+        ),
+        Method(
+            "etcdserverpb.Watch", "Watch", Shape.SESSION, s.watch.open_stream, wants_caller=True
+        ),
+        Method(
+            lease,
+            "LeaseGrant",
+            unary,
+            s.lease.grant,
+            pb.LeaseGrantRequest,
+            pb.LeaseGrantResponse,
+            wants_caller=True,
         ),
         Method(
             lease,
@@ -110,6 +135,7 @@ def method_table(s: Services) -> dict[str, Method]:
             s.lease.revoke,
             pb.LeaseRevokeRequest,
             pb.LeaseRevokeResponse,
+            wants_caller=True,
         ),
         Method(
             lease,
@@ -135,7 +161,15 @@ def method_table(s: Services) -> dict[str, Method]:
             pb.LeaseLeasesRequest,
             pb.LeaseLeasesResponse,
         ),
-        Method(m, "Alarm", unary, s.maintenance.alarm, pb.AlarmRequest, pb.AlarmResponse),
+        Method(
+            m,
+            "Alarm",
+            unary,
+            s.maintenance.alarm,
+            pb.AlarmRequest,
+            pb.AlarmResponse,
+            wants_caller=True,
+        ),
         Method(m, "Status", unary, s.maintenance.status, pb.StatusRequest, pb.StatusResponse),
         Method(
             m,
@@ -144,9 +178,20 @@ def method_table(s: Services) -> dict[str, Method]:
             s.maintenance.defragment,
             pb.DefragmentRequest,
             pb.DefragmentResponse,
+            wants_caller=True,
         ),
-        Method(m, "Hash", unary, s.maintenance.hash, pb.HashRequest, pb.HashResponse),
-        Method(m, "HashKV", unary, s.maintenance.hash_kv, pb.HashKVRequest, pb.HashKVResponse),
+        Method(
+            m, "Hash", unary, s.maintenance.hash, pb.HashRequest, pb.HashResponse, wants_caller=True
+        ),
+        Method(
+            m,
+            "HashKV",
+            unary,
+            s.maintenance.hash_kv,
+            pb.HashKVRequest,
+            pb.HashKVResponse,
+            wants_caller=True,
+        ),
         Method(
             m,
             "MoveLeader",
@@ -156,7 +201,13 @@ def method_table(s: Services) -> dict[str, Method]:
             pb.MoveLeaderResponse,
         ),
         Method(
-            c, "MemberAdd", unary, s.cluster.member_add, pb.MemberAddRequest, pb.MemberAddResponse
+            c,
+            "MemberAdd",
+            unary,
+            s.cluster.member_add,
+            pb.MemberAddRequest,
+            pb.MemberAddResponse,
+            wants_caller=True,
         ),
         Method(
             c,
@@ -165,6 +216,7 @@ def method_table(s: Services) -> dict[str, Method]:
             s.cluster.member_remove,
             pb.MemberRemoveRequest,
             pb.MemberRemoveResponse,
+            wants_caller=True,
         ),
         Method(
             c,
@@ -173,6 +225,7 @@ def method_table(s: Services) -> dict[str, Method]:
             s.cluster.member_update,
             pb.MemberUpdateRequest,
             pb.MemberUpdateResponse,
+            wants_caller=True,
         ),
         Method(
             c,
@@ -189,9 +242,47 @@ def method_table(s: Services) -> dict[str, Method]:
             s.cluster.member_promote,
             pb.MemberPromoteRequest,
             pb.MemberPromoteResponse,
+            wants_caller=True,
         ),
+        *_auth_methods(s.auth),
     ]
     return {method.path: method for method in methods}
+
+
+# Auth method name -> (handler name, request type name); responses are named alike.
+_AUTH_METHODS = {
+    "AuthEnable": ("auth_enable", "AuthEnableRequest"),
+    "AuthDisable": ("auth_disable", "AuthDisableRequest"),
+    "Authenticate": ("authenticate", "AuthenticateRequest"),
+    "UserAdd": ("user_add", "AuthUserAddRequest"),
+    "UserGet": ("user_get", "AuthUserGetRequest"),
+    "UserList": ("user_list", "AuthUserListRequest"),
+    "UserDelete": ("user_delete", "AuthUserDeleteRequest"),
+    "UserChangePassword": ("user_change_password", "AuthUserChangePasswordRequest"),
+    "UserGrantRole": ("user_grant_role", "AuthUserGrantRoleRequest"),
+    "UserRevokeRole": ("user_revoke_role", "AuthUserRevokeRoleRequest"),
+    "RoleAdd": ("role_add", "AuthRoleAddRequest"),
+    "RoleGet": ("role_get", "AuthRoleGetRequest"),
+    "RoleList": ("role_list", "AuthRoleListRequest"),
+    "RoleDelete": ("role_delete", "AuthRoleDeleteRequest"),
+    "RoleGrantPermission": ("role_grant_permission", "AuthRoleGrantPermissionRequest"),
+    "RoleRevokePermission": ("role_revoke_permission", "AuthRoleRevokePermissionRequest"),
+}
+
+
+def _auth_methods(auth: AuthService) -> list[Method]:
+    return [
+        Method(
+            "etcdserverpb.Auth",
+            name,
+            Shape.UNARY,
+            getattr(auth, handler),
+            getattr(pb, request),
+            getattr(pb, request.removesuffix("Request") + "Response"),
+            wants_caller=True,
+        )
+        for name, (handler, request) in _AUTH_METHODS.items()
+    ]
 
 
 def unknown_method_text(path: str, table: dict[str, Method]) -> str:

@@ -32,6 +32,7 @@ class Settings:
     progress_notify_interval: float = DEFAULT_PROGRESS_NOTIFY_INTERVAL
     raft_term: int = RAFT_TERM
     version: str = ETCD_VERSION
+    client_cert_auth: bool = False  # --client-cert-auth: a certificate's CN names the user
 
     @property
     def max_message_bytes(self) -> int:

@@ -37,11 +37,13 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from google.protobuf.message import DecodeError
 
 from k0s_store import errors
+from k0s_store.api.auth_guard import AuthGuard
+from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header
 from k0s_store.api.settings import MIN_PROGRESS_NOTIFY_INTERVAL, Settings
 from k0s_store.api.unmarshal_errors import gogo_unmarshal_error
@@ -80,16 +82,33 @@ class WatchService:
         store,
         header: Header,
         settings: Settings,
+        auth: AuthGuard,
         backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
     ) -> None:
         self.store = store
         self.header = header
         self.settings = settings
+        self.auth = auth
         self.backlog_bytes = backlog_bytes
 
-    def open_stream(self) -> "WatchStream":
-        """A new stream; the transport feeds it requests and sends its responses."""
-        return WatchStream(self.store, self.header, self.settings, self.backlog_bytes)
+    def open_stream(self, caller: Caller = ANONYMOUS) -> "WatchStream":
+        """A new stream of `caller`; the transport feeds it requests and sends its responses.
+
+        Each watch it creates needs READ on its range (checked at creation, as etcd does).
+        """
+
+        def refusal(key: bytes, range_end: bytes) -> str:
+            if not self.auth.applies(caller):
+                return ""
+            return self.auth.watch_refusal(caller, key, range_end)
+
+        return WatchStream(
+            self.store, self.header, self.settings, self.backlog_bytes, refusal=refusal
+        )
+
+
+def _no_refusal(key: bytes, range_end: bytes) -> str:
+    return ""
 
 
 class _Watch:
@@ -111,7 +130,8 @@ class WatchStream:
     """The server side of one Watch stream.
 
     `submit` (client requests) and `close` may be called from any thread;
-    `responses` is iterated by the one thread that sends.
+    `responses` is iterated by the one thread that sends. `refusal(key,
+    range_end)` says why a new watch is not allowed ("": it is).
     """
 
     def __init__(
@@ -120,8 +140,10 @@ class WatchStream:
         header: Header,
         settings: Settings,
         backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+        refusal: Callable[[bytes, bytes], str] = _no_refusal,
     ) -> None:
         self.store = store
+        self.refusal = refusal
         self.header = header
         self.max_message_bytes = settings.max_message_bytes
         self.interval = max(settings.progress_notify_interval, MIN_PROGRESS_NOTIFY_INTERVAL)
@@ -206,7 +228,9 @@ class WatchStream:
         key = creq.key or b"\0"
         range_end = creq.range_end
         revision = self.store.revision
-        watch_id, error = self._allocate_id(key, range_end, creq.watch_id)
+        error = self.refusal(key, range_end)
+        if not error:
+            watch_id, error = self._allocate_id(key, range_end, creq.watch_id)
         if error:
             return [self._response(revision, INVALID_WATCH_ID, True, True, reason=error)]
         w = _Watch(watch_id, creq.progress_notify, creq.fragment)

@@ -1,4 +1,4 @@
-"""The LMDB environment of a store: one file, five named DBs.
+"""The LMDB environment of a store: one file, eight named DBs.
 
 Layout of <data_dir>/ (byte formats are documented where they are built:
 k0s_store/mvcc/key_index.py, index.py, meta.py, lessor.py):
@@ -8,6 +8,8 @@ k0s_store/mvcc/key_index.py, index.py, meta.py, lessor.py):
 - `meta`       current/compact revisions, cluster and member ids, alarms
 - `lease`      lease id -> granted TTL and wall-clock deadline
 - `lease_keys` lease id + user key -> user key (keys attached to a lease)
+- `auth`, `authUsers`, `authRoles`  etcd's auth buckets, byte for byte
+               (k0s_store/mvcc/auth_store.py)
 
 Concurrency: one writer thread owns write transactions; any thread may read
 through `read()`, which passes a `ReaderGate` so that the rare map growth and
@@ -38,6 +40,13 @@ class Databases(NamedTuple):
     meta: lmdb._Database
     lease: lmdb._Database
     lease_keys: lmdb._Database
+    auth: lmdb._Database
+    auth_users: lmdb._Database
+    auth_roles: lmdb._Database
+
+
+# LMDB names of the DBs whose name is etcd's bucket name rather than the field's.
+_DB_NAMES = {"auth_users": b"authUsers", "auth_roles": b"authRoles"}
 
 
 class Backend:
@@ -70,7 +79,10 @@ class Backend:
         self._map_size = self.env.info()["map_size"]
         with self.env.begin(write=True) as txn:
             self.dbs = Databases(
-                *(self.env.open_db(name.encode(), txn=txn) for name in Databases._fields)
+                *(
+                    self.env.open_db(_DB_NAMES.get(name, name.encode()), txn=txn)
+                    for name in Databases._fields
+                )
             )
         self.page_size = self.env.stat()["psize"]
 

@@ -25,7 +25,9 @@ from k0s_store.errors import (
     FutureRevisionError,
     LeaseNotFoundError,
 )
-from k0s_store.mvcc import apply, meta
+from k0s_store.mvcc import apply, auth_store, meta
+from k0s_store.mvcc.auth_store import DEFAULT_BCRYPT_COST, AuthStore
+from k0s_store.mvcc.auth_tokens import DEFAULT_TOKEN_TTL
 from k0s_store.mvcc.compactor import Compactor
 from k0s_store.mvcc.hash import hash_by_rev
 from k0s_store.mvcc.kv_read import ReadView, end_of
@@ -56,6 +58,11 @@ class Store:
         fsync: make every acknowledged write durable (False for benchmarks only).
         min_lease_ttl: shorter lease TTLs are raised to this.
         lease_check_interval: seconds between expiry checks.
+        auth_token_ttl: seconds an auth token lives after its last use.
+        bcrypt_cost: bcrypt's cost for new password hashes.
+
+    Attributes:
+        auth: users, roles, permissions and tokens (`AuthStore`).
     """
 
     def __init__(
@@ -66,6 +73,8 @@ class Store:
         fsync: bool = True,
         min_lease_ttl: int = 2,
         lease_check_interval: float = 0.5,
+        auth_token_ttl: float = DEFAULT_TOKEN_TTL,
+        bcrypt_cost: int = DEFAULT_BCRYPT_COST,
     ) -> None:
         self._quota_bytes = quota_bytes
         self._min_lease_ttl = min_lease_ttl
@@ -74,6 +83,7 @@ class Store:
         dbs = self._backend.dbs
         with self._backend.env.begin(write=True) as txn:
             meta.initialize(txn, dbs.meta)
+            auth_store.initialize(txn, dbs)
             self._rev = meta.get_int(txn, dbs.meta, meta.CURRENT_REV)
             # As in etcd, -1 until the first compaction (so Compact(0) succeeds once).
             self._compact_rev = meta.get_int(txn, dbs.meta, meta.COMPACT_REV, -1)
@@ -82,6 +92,9 @@ class Store:
             self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
             self._leases.load(txn, dbs.lease)
         self._writer = Writer(self._backend, self._begin, self._before_commit, self._after_commit)
+        self.auth = AuthStore(
+            self._backend, self._writer.call, token_ttl=auth_token_ttl, bcrypt_cost=bcrypt_cost
+        )
         self._hub = WatchHub(self._backend, self._rev, lambda: self._compact_rev)
         self._compactor = Compactor(self._writer.call, finished)
         self._compactor.schedule(self._compact_rev)

@@ -194,7 +194,10 @@ def test_errors_carry_etcds_code_and_text(served):
     assert exc.value.details() == "etcdserver: request is too large"
     with pytest.raises(grpc.RpcError) as exc:
         stubs.AuthStub(channels(served)["tcp"]).AuthEnable(pb.AuthEnableRequest(), timeout=5)
-    assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (exc.value.code(), exc.value.details()) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "etcdserver: root user does not exist",
+    )
 
 
 def test_maintenance_and_cluster_describe_one_member(served):

@@ -1,9 +1,12 @@
 """KV request checks, case by case as etcd's v3rpc/key.go makes them."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from k0s_store import errors
 from k0s_store.api import validation
+from k0s_store.api.auth_guard import AuthGuard
 from k0s_store.api.kv import KVService, txn_from_message
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import gogo_unmarshal_error
@@ -119,7 +122,8 @@ class Untouchable:
 
 
 def service(**settings) -> KVService:
-    return KVService(Untouchable(), header=None, settings=Settings(**settings))
+    auth_off = AuthGuard(SimpleNamespace(auth=SimpleNamespace(enabled=False)), False)
+    return KVService(Untouchable(), header=None, settings=Settings(**settings), auth=auth_off)
 
 
 def test_malformed_requests_never_reach_the_store():
