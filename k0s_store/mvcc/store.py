@@ -167,9 +167,8 @@ class Store:
 
     def range(self, req: RangeRequest) -> Response:
         """etcd's Range; result RangeResult."""
-        response = self._read(lambda view: view.range(req))
-        self.stats.end(ranges=1)
-        return response
+        self.stats.end(ranges=1)  # counted even when it fails (future, compacted), as in etcd
+        return self._read(lambda view: view.range(req))
 
     def put(self, req: PutRequest) -> Response:
         """etcd's Put; result PutResult."""

@@ -68,6 +68,7 @@ class OpsEndpoints:
         if health.healthy:
             self._counters.health_success.inc()
             return HttpResponse(200, (("Content-Type", _TEXT),), b'{"health":"true"}')
-        self._counters.health_failures.inc()
+        if not health.by_alarm:
+            self._counters.health_failures.inc()
         body = json.dumps({"health": "false"}, separators=(",", ":")).encode() + b"\n"
         return HttpResponse(503, _ERROR_HEADERS, body)

@@ -18,10 +18,15 @@ ALARM_NAMES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
 
 
 class Health(NamedTuple):
-    """The verdict and, when false, why (logged; etcd 3.4's body has no reason)."""
+    """The verdict and, when false, why (logged; etcd 3.4's body has no reason).
+
+    `by_alarm`: false because of an alarm, which etcd does not count in
+    etcd_server_health_failures (it returns before counting).
+    """
 
     healthy: bool
     reason: str = ""
+    by_alarm: bool = False
 
 
 def check_health(store, excluded_alarms: frozenset[str] = frozenset()) -> Health:
@@ -31,12 +36,12 @@ def check_health(store, excluded_alarms: frozenset[str] = frozenset()) -> Health
         if name in excluded_alarms:
             log.debug("/health excluded alarm", extra={"fields": {"alarm": name}})
             continue
-        return _unhealthy(f"alarm {name} raised")
+        return _unhealthy(f"alarm {name} raised", by_alarm=True)
     if not store.writer_responsive(WRITER_TIMEOUT_SECONDS):
         return _unhealthy(f"writer stalled: no commit within {WRITER_TIMEOUT_SECONDS}s")
     return Health(True)
 
 
-def _unhealthy(reason: str) -> Health:
+def _unhealthy(reason: str, by_alarm: bool = False) -> Health:
     log.warning("/health error", extra={"fields": {"reason": reason}})
-    return Health(False, reason)
+    return Health(False, reason, by_alarm)

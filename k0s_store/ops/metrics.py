@@ -201,8 +201,10 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
 
 
 def _bare_counter(name: str, doc: str, value: float) -> Metric:
-    """A counter whose etcd name has no `_total` (prometheus_client would add one)."""
-    metric = Metric(name, doc, "counter")
+    """A counter whose etcd name has no `_total`: prometheus_client writes every
+    counter's TYPE line with `_total` appended, which would not name the
+    sample; so it is exposed untyped, under etcd's exact name."""
+    metric = Metric(name, doc, "unknown")
     metric.add_sample(name, {}, value)
     return metric
 
