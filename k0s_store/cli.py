@@ -247,18 +247,28 @@ def _check_serve_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--log-outputs: {exc}") from None
 
 
+def parse_serve_args(argv: list[str]) -> argparse.Namespace:
+    """The serve settings of `argv` (`serve` first), config file applied.
+
+    Raises:
+        ConfigError: a bad config file, or settings that do not fit together.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config_file:
+        explicit = build_parser(explicit_only=True).parse_args(argv)
+        apply_config_file(args.config_file, _serve_actions(parser), args, explicit)
+    _check_serve_args(args)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `k0s-store` script and of `python -m k0s_store`."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command != "serve":
+    if build_parser().parse_args(argv).command != "serve":
         return 2
     try:
-        if args.config_file:
-            explicit = build_parser(explicit_only=True).parse_args(argv)
-            apply_config_file(args.config_file, _serve_actions(parser), args, explicit)
-        _check_serve_args(args)
+        args = parse_serve_args(argv)
     except ConfigError as exc:
         print(f"k0s-store serve: error: {exc}", file=sys.stderr)
         return 2
