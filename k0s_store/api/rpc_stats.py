@@ -163,13 +163,13 @@ def _redact_values(message: Message, indent: int, as_one_line: bool) -> str | No
         redacted.CopyFrom(message)
         redacted.ClearField("value")
         text = text_format.MessageToString(redacted, as_one_line=True).strip()
-        return f"{text} value_size:{len(message.value)}".strip()
+        return f"{text} value_size: {len(message.value)}".strip()
     if isinstance(message, pb.Compare) and message.WhichOneof("target_union") == "value":
         redacted = pb.Compare()
         redacted.CopyFrom(message)
         redacted.ClearField("value")
         text = text_format.MessageToString(redacted, as_one_line=True).strip()
-        return f"{text} value_size:{len(message.value)}"
+        return f"{text} value_size: {len(message.value)}"
     return None
 
 
