@@ -9,7 +9,6 @@ command line works unchanged.
 
 import argparse
 import logging
-import re
 import signal
 import sys
 import threading
@@ -20,6 +19,11 @@ from k0s_store.api.settings import (
     DEFAULT_PROGRESS_NOTIFY_INTERVAL,
     Settings,
 )
+from k0s_store.go_duration import parse_duration
+from k0s_store.ops import logs
+from k0s_store.ops.autocompact import MODES as AUTO_COMPACTION_MODES
+from k0s_store.ops.autocompact import parse_retention
+from k0s_store.ops.config_file import ConfigError, apply_config_file
 from k0s_store.transport.listeners import TLSFiles, parse_listen_urls
 
 log = logging.getLogger("k0s_store")
@@ -27,8 +31,11 @@ log = logging.getLogger("k0s_store")
 DEFAULT_QUOTA_BYTES = 2 * 1024**3  # etcd's default backend quota
 UNLIMITED_QUOTA_BYTES = 1 << 62  # a negative --quota-backend-bytes disables the quota
 SHUTDOWN_GRACE_SECONDS = 2.0
+DEFAULT_WARNING_APPLY_SECONDS = 0.1  # etcd's --experimental-warning-apply-duration
 
-# Peer and cluster bootstrap flags of etcd: meaningless for one member.
+# Flags of etcd that mean nothing for one member on LMDB (peers, raft, WAL,
+# discovery, proxy, v2), or that we do not implement (--metrics extensive):
+# accepted, also as config-file keys, and ignored.
 IGNORED_FLAGS = (
     "listen-peer-urls",
     "initial-cluster",
@@ -38,36 +45,33 @@ IGNORED_FLAGS = (
     "heartbeat-interval",
     "election-timeout",
     "snapshot-count",
-    "logger",
-    "log-level",
-    "log-outputs",
     "peer-cert-file",
     "peer-key-file",
     "peer-trusted-ca-file",
     "peer-client-cert-auth",
+    "peer-auto-tls",
+    "auto-tls",
     "enable-v2",
-    "listen-metrics-urls",
     "metrics",
+    "wal-dir",
+    "max-snapshots",
+    "max-wals",
+    "cors",
+    "discovery",
+    "discovery-fallback",
+    "discovery-proxy",
+    "discovery-srv",
+    "strict-reconfig-check",
+    "enable-pprof",
+    "proxy",
+    "proxy-failure-wait",
+    "proxy-refresh-interval",
+    "proxy-dial-timeout",
+    "proxy-write-timeout",
+    "proxy-read-timeout",
+    "force-new-cluster",
+    "debug",
 )
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration string ("1h30m", "500ms", "0") in seconds."""
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if not m:
-            raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if not text:
-        raise argparse.ArgumentTypeError("empty duration")
-    return total
 
 
 def parse_bool(text: str) -> bool:
@@ -90,8 +94,9 @@ def _urls(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `k0s-store` command line."""
+def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
+    """The `k0s-store` command line; with `explicit_only`, flags that are not
+    given are left out of the result (no defaults)."""
     parser = argparse.ArgumentParser(prog="k0s-store", allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
@@ -99,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     def flag(name: str, **kwargs) -> None:
+        if explicit_only:
+            kwargs["default"] = argparse.SUPPRESS
         serve.add_argument(f"--{name}", f"-{name}", **kwargs)
 
     def bool_flag(name: str, help: str) -> None:
@@ -126,6 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     flag("auth-token", type=_auth_token, default="simple", help="auth token type (simple)")
     flag("auth-token-ttl", type=int, default=300, help="seconds a token lives after its last use")
     flag("bcrypt-cost", type=int, default=10, help="bcrypt cost of password hashes (4-31)")
+    flag("config-file", default="", help="etcd's YAML config file (flags given must agree)")
+    flag(
+        "listen-metrics-urls",
+        default="",
+        help="http(s) URLs serving /metrics and /health (https uses the client TLS flags)",
+    )
+    flag("auto-compaction-mode", default="periodic", choices=AUTO_COMPACTION_MODES)
+    flag(
+        "auto-compaction-retention",
+        default="0",
+        help="periodic: hours or a duration; revision: revisions to keep (0: off)",
+    )
+    flag(
+        "experimental-warning-apply-duration",
+        type=parse_duration,
+        default=DEFAULT_WARNING_APPLY_SECONDS,
+        help="log requests slower than this",
+    )
+    flag("logger", default="zap", choices=logs.LOGGERS, help="zap: JSON lines")
+    flag("log-level", default="info", choices=tuple(logs.LOG_LEVELS))
+    flag("log-outputs", type=_urls, default=("default",), help="stderr, stdout, default or FILEs")
     for name in IGNORED_FLAGS:
         flag(name, nargs="?", const="", default=None, help=argparse.SUPPRESS)
     return parser
@@ -139,7 +167,11 @@ def _quota(flag_value: int) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Open the store, serve until SIGTERM or SIGINT, then close it cleanly."""
+    from k0s_store.api.rpc_stats import RpcStats
     from k0s_store.mvcc import Store  # imported here so `--help` needs no store
+    from k0s_store.ops.autocompact import AutoCompactor
+    from k0s_store.ops.endpoints import OpsEndpoints
+    from k0s_store.ops.http_listener import MetricsListeners
     from k0s_store.transport.grpc_server import start_server
 
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)
@@ -148,6 +180,7 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 1
+    retention = parse_retention(args.auto_compaction_mode, args.auto_compaction_retention)
     settings = Settings(
         name=args.name,
         client_urls=args.advertise_client_urls,
@@ -169,33 +202,90 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    rpc_stats = RpcStats(args.experimental_warning_apply_duration)
+    endpoints = OpsEndpoints(store, rpc_stats, settings.version, fsync=not args.unsafe_no_fsync)
     try:
-        bound = start_server(store, settings, listeners, tls)
+        metrics = MetricsListeners(args.listen_metrics_urls, tls, endpoints.handle)
+    except (ValueError, OSError) as exc:
+        store.close()
+        log.error("cannot serve metrics: %s", exc)
+        return 1
+    try:
+        bound = start_server(store, settings, listeners, tls, rpc_stats=rpc_stats)
     except Exception:
+        metrics.close()
         store.close()
         raise
     for listener, address in bound.addresses:
         kind = "secure" if listener.secure else "insecure"
         log.info("serving %s client requests on %s (%s)", kind, address, listener.url)
+    for url, address in metrics.addresses:
+        log.info("serving /metrics and /health on %s (%s)", address, url)
+    compactor = None
+    if retention > 0:
+        compactor = AutoCompactor(store, args.auto_compaction_mode, retention)
     log.info(
         "ready to serve client requests (member %x, cluster %x)", store.member_id, store.cluster_id
     )
     stop.wait()
     log.info("received a stop signal, shutting down")
+    if compactor is not None:
+        compactor.stop()
     bound.server.stop(SHUTDOWN_GRACE_SECONDS).wait()
+    metrics.close()
     store.close()
     log.info("stopped")
     return 0
 
 
+def _serve_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The serve flags by name (without dashes)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    serve_parser = commands.choices["serve"]
+    return {
+        option[2:]: action
+        for action in serve_parser._actions
+        for option in action.option_strings
+        if option.startswith("--")
+    }
+
+
+def _check_serve_args(args: argparse.Namespace) -> None:
+    """Cross-flag checks argparse cannot do; ConfigError naming the flag."""
+    try:
+        parse_retention(args.auto_compaction_mode, args.auto_compaction_retention)
+    except ValueError as exc:
+        raise ConfigError(f"--auto-compaction-retention: {exc}") from None
+    try:
+        logs.check_outputs(args.log_outputs)
+    except ValueError as exc:
+        raise ConfigError(f"--log-outputs: {exc}") from None
+
+
+def parse_serve_args(argv: list[str]) -> argparse.Namespace:
+    """The serve settings of `argv` (`serve` first), config file applied.
+
+    Raises:
+        ConfigError: a bad config file, or settings that do not fit together.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config_file:
+        explicit = build_parser(explicit_only=True).parse_args(argv)
+        apply_config_file(args.config_file, _serve_actions(parser), args, explicit)
+    _check_serve_args(args)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `k0s-store` script and of `python -m k0s_store`."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
-    return 2
+    argv = sys.argv[1:] if argv is None else argv
+    if build_parser().parse_args(argv).command != "serve":
+        return 2
+    try:
+        args = parse_serve_args(argv)
+    except ConfigError as exc:
+        print(f"k0s-store serve: error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(args.logger, args.log_level, args.log_outputs)
+    return serve(args)

@@ -33,6 +33,7 @@ from k0s_store.mvcc.hash import hash_by_rev
 from k0s_store.mvcc.kv_read import ReadView, end_of
 from k0s_store.mvcc.kv_write import ALARM_NOSPACE, WriteTxn
 from k0s_store.mvcc.lessor import LeaseTable, attached_keys
+from k0s_store.mvcc.stats import StoreStats
 from k0s_store.mvcc.types import (
     DeleteRangeRequest,
     LeaseGrant,
@@ -47,6 +48,7 @@ from k0s_store.mvcc.watch_hub import Sink, Watcher, WatchHub
 from k0s_store.mvcc.writer import Writer
 
 _MIN_MAP_SIZE = 8 * 1024**3
+_EVERY_KEY_COUNT = RangeRequest(b"\0", b"\0", count_only=True)
 
 
 class Store:
@@ -91,7 +93,14 @@ class Store:
             self.cluster_id = meta.get_int(txn, dbs.meta, meta.CLUSTER_ID)
             self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
             self._leases.load(txn, dbs.lease)
-        self._writer = Writer(self._backend, self._begin, self._before_commit, self._after_commit)
+        self.stats = StoreStats()
+        self._writer = Writer(
+            self._backend,
+            self._begin,
+            self._before_commit,
+            self._after_commit,
+            self.stats.commit_seconds,
+        )
         self.auth = AuthStore(
             self._backend, self._writer.call, token_ttl=auth_token_ttl, bcrypt_cost=bcrypt_cost
         )
@@ -171,21 +180,30 @@ class Store:
 
     def range(self, req: RangeRequest) -> Response:
         """etcd's Range; result RangeResult."""
+        self.stats.end(ranges=1)  # counted even when it fails (future, compacted), as in etcd
         return self._read(lambda view: view.range(req))
 
     def put(self, req: PutRequest) -> Response:
         """etcd's Put; result PutResult."""
-        return self._write(lambda w: apply.put(w, req))
+        response = self._write(lambda w: apply.put(w, req))
+        self.stats.put(req)
+        return response
 
     def delete_range(self, req: DeleteRangeRequest) -> Response:
         """etcd's DeleteRange; result DeleteRangeResult."""
-        return self._write(lambda w: apply.delete_range(w, req))
+        response = self._write(lambda w: apply.delete_range(w, req))
+        self.stats.delete_range(req)
+        return response
 
     def txn(self, req: TxnRequest) -> Response:
         """etcd's Txn; result TxnResult. Read-only txns never queue behind writes."""
-        if apply.is_read_only(req):
-            return self._read(lambda view: apply.txn(view, req))
-        return self._write(lambda w: apply.txn(w, req))
+        read_only = apply.is_read_only(req)
+        if read_only:
+            response = self._read(lambda view: apply.txn(view, req))
+        else:
+            response = self._write(lambda w: apply.txn(w, req))
+        self.stats.txn(req, response.result, wrote=not read_only)
+        return response
 
     def compact(self, revision: int, physical: bool = False) -> int:
         """Compact history up to `revision`; returns the header revision.
@@ -284,6 +302,27 @@ class Store:
             self._backend.size_in_use(),
             self.alarms(),
         )
+
+    def key_count(self) -> int:
+        """Live keys at the current revision (etcd_debugging_mvcc_keys_total): one scan."""
+        return self._read(lambda view: view.range(_EVERY_KEY_COUNT)).result.count
+
+    def watcher_counts(self) -> tuple[int, int]:
+        """(live watchers, unsynced watchers)."""
+        return self._hub.watcher_counts()
+
+    @property
+    def quota_bytes(self) -> int:
+        """The backend quota: writes that add data fail with NOSPACE past it."""
+        return self._quota_bytes
+
+    def writer_jobs(self) -> tuple[int, int]:
+        """(write jobs taken by the writer so far, jobs waiting): etcd's proposals."""
+        return self._writer.jobs_run, self._writer.queued()
+
+    def writer_responsive(self, timeout: float) -> bool:
+        """True if the writer runs a no-op job within `timeout` seconds."""
+        return self._writer.is_responsive(timeout)
 
     def alarms(self) -> list[int]:
         """Raised alarm types (etcd's AlarmType values)."""

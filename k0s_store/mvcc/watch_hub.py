@@ -126,6 +126,7 @@ class WatchHub:
         self._keyed: dict[bytes, set[Watcher]] = {}
         self._ranged: set[Watcher] = set()
         self._catching_up: deque[Watcher] = deque()
+        self._live: set[Watcher] = set()  # every watcher not cancelled nor dead, for metrics
         self._stopping = False
         self._syncer = threading.Thread(target=self._sync_loop, name="k0s-store-watch", daemon=True)
         self._syncer.start()
@@ -142,12 +143,14 @@ class WatchHub:
         """Register a watcher (see Store.watch)."""
         with self._lock:
             watcher = Watcher(self, key, end, start_revision, prev_kv, filters, sink)
+            self._live.add(watcher)
             compact = self._compact_revision()
             if start_revision == 0 or start_revision > self._published:
                 watcher.next_rev = max(start_revision, self._published + 1)
                 self._join(watcher)
             elif start_revision < compact:
                 watcher.dead = True
+                self._live.discard(watcher)
                 sink(WatchBatch([], self._published, compact))
             else:
                 self._catching_up.append(watcher)
@@ -179,8 +182,15 @@ class WatchHub:
     def cancel(self, watcher: Watcher) -> None:
         with self._lock:
             watcher.dead = True
+            self._live.discard(watcher)
             if watcher.synced:
                 self._leave(watcher)
+
+    def watcher_counts(self) -> tuple[int, int]:
+        """(live watchers, those not synced: catching up or paused), for metrics."""
+        with self._lock:
+            synced = len(self._ranged) + sum(len(group) for group in self._keyed.values())
+            return len(self._live), len(self._live) - synced
 
     def request_progress(self, watcher: Watcher) -> None:
         with self._lock:
@@ -238,6 +248,7 @@ class WatchHub:
                 with self._lock:
                     if not watcher.dead:
                         watcher.dead = True
+                        self._live.discard(watcher)
                         watcher.sink(WatchBatch([], target, compact))
                 return
             events, reached = self._read_events(txn, watcher, target)

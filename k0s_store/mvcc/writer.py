@@ -13,6 +13,7 @@ transaction open.
 """
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import lmdb
 
 from k0s_store.backend import Backend
+from k0s_store.counters import Histogram
 from k0s_store.errors import EtcdError, StoppedError
 from k0s_store.mvcc.kv_write import WriteTxn
 
@@ -42,8 +44,10 @@ class Job:
     def finish(self) -> None:
         self._pending.release()
 
-    def wait(self) -> Any:
-        self._pending.acquire()
+    def wait(self, timeout: float = -1) -> Any:
+        """The job's result (or its error raised); TimeoutError after `timeout` seconds."""
+        if not self._pending.acquire(timeout=timeout):
+            raise TimeoutError("the writer did not run the job in time")
         if self.error is not None:
             raise self.error
         return self.result
@@ -57,6 +61,7 @@ class Writer:
         begin: makes the batch's WriteTxn from a fresh write transaction.
         before_commit: last writes of a batch (revision, renewed leases).
         after_commit: runs once the batch is durable, before callers wake.
+        commit_seconds: gets the duration of every commit (fsync included).
     """
 
     def __init__(
@@ -65,11 +70,14 @@ class Writer:
         begin: Callable[[lmdb.Transaction], WriteTxn],
         before_commit: Callable[[WriteTxn], None],
         after_commit: Callable[[WriteTxn], None],
+        commit_seconds: Histogram,
     ) -> None:
         self._backend = backend
         self._begin = begin
         self._before_commit = before_commit
         self._after_commit = after_commit
+        self._commit_seconds = commit_seconds
+        self.jobs_run = 0  # every job taken, failed ones included (written by this thread only)
         self._queue: deque[Job] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._stopping = False
@@ -91,6 +99,20 @@ class Writer:
     def call(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Any:
         """Queue a job and wait for its result."""
         return self.submit(fn, exclusive).wait()
+
+    def queued(self) -> int:
+        """Jobs waiting for the writer."""
+        return len(self._queue)
+
+    def is_responsive(self, timeout: float) -> bool:
+        """True if a no-op job runs within `timeout` seconds (the writer is not stalled)."""
+        try:
+            self.submit(lambda w: None).wait(timeout)
+        except TimeoutError:
+            return False
+        except EtcdError:  # stopping
+            return False
+        return True
 
     def stop(self) -> None:
         """Finish the queued jobs, then stop the thread."""
@@ -118,6 +140,7 @@ class Writer:
             jobs = self._take()
             if not jobs:
                 return
+            self.jobs_run += len(jobs)
             if jobs[0].exclusive:
                 self._run_exclusive(jobs[0])
             else:
@@ -160,7 +183,9 @@ class Writer:
                         raise
                     job.error = exc
             self._before_commit(w)
+            started = time.perf_counter()
             txn.commit()
+            self._commit_seconds.observe(time.perf_counter() - started)
         except BaseException:
             txn.abort()
             raise

@@ -31,6 +31,7 @@ from k0s_store.api.methods import (
     method_table,
     unknown_method_text,
 )
+from k0s_store.api.rpc_stats import RpcStats
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import parse
 from k0s_store.errors import EtcdError
@@ -86,28 +87,57 @@ def _parse(method: Method, request: bytes, limit: int, context: grpc.ServicerCon
     return parse(method.request_type, request) if method.request_type else request
 
 
+def _status_code(context: grpc.ServicerContext, exc: BaseException | None) -> int:
+    """The gRPC code an RPC ended with, for `RpcStats.finished`."""
+    if exc is None:
+        return grpc.StatusCode.OK.value[0]
+    code = context.code()
+    if code is not None:
+        return code.value[0]
+    if isinstance(exc, GeneratorExit) or not context.is_active():
+        return grpc.StatusCode.CANCELLED.value[0]
+    return grpc.StatusCode.UNKNOWN.value[0]
+
+
 def _serializer(method: Method):
     return method.response_type.SerializeToString if method.response_type else None
 
 
-def _handler(method: Method, limit: int) -> grpc.RpcMethodHandler:
-    """grpcio's handler for `method`; EtcdError becomes its gRPC status."""
+def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandler:
+    """grpcio's handler for `method`; EtcdError becomes its gRPC status; every
+    RPC is reported to `stats`."""
     if method.shape is Shape.UNARY:
 
         def unary(request: bytes, context):
+            started, response, failure, error = stats.started(method), None, None, ""
             try:
-                return _call(method, _parse(method, request, limit, context), context)
+                response = _call(method, _parse(method, request, limit, context), context)
+                return response
             except EtcdError as e:
+                failure, error = e, e.message
                 _abort(context, e)
+            except BaseException as e:
+                failure = e
+                raise
+            finally:
+                code = _status_code(context, failure)
+                stats.finished(method, code, started, request, response, error)
 
         return grpc.unary_unary_rpc_method_handler(unary, response_serializer=_serializer(method))
     if method.shape is Shape.SERVER_STREAM:
 
         def server_stream(request: bytes, context):
+            started, failure = stats.started(method), None
             try:
                 yield from _call(method, _parse(method, request, limit, context), context)
             except EtcdError as e:
+                failure = e
                 _abort(context, e)
+            except BaseException as e:
+                failure = e
+                raise
+            finally:
+                stats.finished(method, _status_code(context, failure), started)
 
         return grpc.unary_stream_rpc_method_handler(
             server_stream, response_serializer=_serializer(method)
@@ -115,17 +145,25 @@ def _handler(method: Method, limit: int) -> grpc.RpcMethodHandler:
     if method.shape is Shape.EACH_MESSAGE:
 
         def each_message(request_iterator, context):
+            started, failure = stats.started(method), None
             try:
                 for request in request_iterator:
                     yield _call(method, _parse(method, request, limit, context), context)
             except EtcdError as e:
+                failure = e
                 _abort(context, e)
+            except BaseException as e:
+                failure = e
+                raise
+            finally:
+                stats.finished(method, _status_code(context, failure), started)
 
         return grpc.stream_stream_rpc_method_handler(
             each_message, response_serializer=_serializer(method)
         )
 
     def session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
+        started, failure = stats.started(method), None
         stream = (
             method.handler(caller=_caller(context)) if method.wants_caller else method.handler()
         )
@@ -136,9 +174,14 @@ def _handler(method: Method, limit: int) -> grpc.RpcMethodHandler:
         try:
             yield from stream.responses()
         except EtcdError as e:
+            failure = e
             _abort(context, e)
+        except BaseException as e:
+            failure = e
+            raise
         finally:
             stream.close()
+            stats.finished(method, _status_code(context, failure), started)
 
     return grpc.stream_stream_rpc_method_handler(session)
 
@@ -152,11 +195,16 @@ def _pump(request_iterator: Iterator[bytes], stream) -> None:
         stream.close()
 
 
-def register(server: grpc.Server, table: dict[str, Method], max_message_bytes: int) -> None:
-    """Serve every method of `table` on `server`; requests over `max_message_bytes` are refused."""
+def register(
+    server: grpc.Server, table: dict[str, Method], max_message_bytes: int, stats: RpcStats
+) -> None:
+    """Serve every method of `table` on `server`, reporting each RPC to `stats`;
+    requests over `max_message_bytes` are refused."""
+    stats.serve(table)
     handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for method in table.values():
-        handlers.setdefault(method.service, {})[method.name] = _handler(method, max_message_bytes)
+        handler = _handler(method, max_message_bytes, stats)
+        handlers.setdefault(method.service, {})[method.name] = handler
     server.add_generic_rpc_handlers(
         (
             *(grpc.method_handlers_generic_handler(name, h) for name, h in handlers.items()),
@@ -193,10 +241,12 @@ def start_server(
     listeners: list[Listener],
     tls: TLSFiles,
     max_workers: int = DEFAULT_MAX_WORKERS,
+    rpc_stats: RpcStats | None = None,
 ) -> BoundServer:
     """Serve etcd's API over `store` on every listener and start the server.
 
-    A TCP port 0 is replaced by the port the system picked.
+    A TCP port 0 is replaced by the port the system picked. Every RPC is
+    reported to `rpc_stats` (a fresh one if None).
     """
     options = [
         # A hard cap only: the handlers apply etcd's limit, with grpc-go's error.
@@ -209,7 +259,8 @@ def start_server(
         *_KEEPALIVE_OPTIONS,
     ]
     server = grpc.server(ThreadPoolExecutor(max_workers=max_workers), options=options)
-    register(server, method_table(build_services(store, settings)), settings.max_message_bytes)
+    table = method_table(build_services(store, settings))
+    register(server, table, settings.max_message_bytes, rpc_stats or RpcStats())
     addresses = []
     for listener in listeners:
         if listener.secure:
