@@ -6,6 +6,7 @@ configuration override the defaults one by one; they are rendered as
 (its static pod manifests), adapted to the launcher's data directory.
 """
 
+import ipaddress
 import os
 import shutil
 import sys
@@ -127,6 +128,10 @@ def apiserver_argv(binary: Path, config: NodeConfig, paths: NodePaths) -> list[s
         "service-account-signing-key-file": str(pki.sa_key),
         "service-cluster-ip-range": spec.network.service_cidr,
     }
+    if ipaddress.ip_address(spec.api.address).is_loopback:
+        # A loopback address cannot be an endpoint of the `kubernetes` service;
+        # the reconciler would fail on it every 10 s.
+        flags["endpoint-reconciler-type"] = "none"
     flags.update(spec.api.extra_args)
     return [str(binary), *render_flags(flags)]
 
