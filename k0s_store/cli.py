@@ -127,11 +127,19 @@ def _quota(flag_value: int) -> int:
     return UNLIMITED_QUOTA_BYTES if flag_value < 0 else flag_value
 
 
+def warn_ignored_flags(args: argparse.Namespace) -> None:
+    """One warning per IGNORED_FLAGS flag given, so no operator relies on it silently."""
+    for name in IGNORED_FLAGS:
+        if getattr(args, name.replace("-", "_")) is not None:
+            log.warning("--%s is accepted for etcd compatibility and ignored", name)
+
+
 def serve(args: argparse.Namespace) -> int:
     """Open the store, serve until SIGTERM or SIGINT, then close it cleanly."""
     from k0s_store.mvcc import Store  # imported here so `--help` needs no store
     from k0s_store.transport.grpc_server import start_server
 
+    warn_ignored_flags(args)
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)
     try:
         listeners = parse_listen_urls(args.listen_client_urls, tls)
