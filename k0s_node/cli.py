@@ -1,6 +1,6 @@
 """``k0s-node``: bring up a control-plane node on k0s-store and k0s-pki.
 
-    k0s-node controller [--config k0s.yaml] [--data-dir D] [--bin-dir DIR]
+    k0s-node controller [--config k0s.yaml] [--data-dir D] [--bin-dir DIR] [--join URL]
     k0s-node status [--data-dir D] [-o json]
 
 Exit status: 0 success (``controller``: stopped by SIGTERM/SIGINT); 1 an
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from k0s_node.config import ConfigError, load_config
+from k0s_node.etcd_cluster import JoinError
 from k0s_node.lock import AlreadyRunning
 from k0s_node.paths import NodePaths, default_data_dir
 from k0s_node.status import NotRunning, fetch_status, render
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except (ConfigError, PkiError, AlreadyRunning, NotRunning) as exc:
+    except (ConfigError, PkiError, AlreadyRunning, NotRunning, JoinError) as exc:
         print(f"k0s-node: error: {exc}", file=sys.stderr)
         return 1
 
@@ -54,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where to look first for kube-apiserver, kube-controller-manager, kube-scheduler "
         "(then D/bin, then PATH)",
     )
+    p.add_argument(
+        "--join",
+        metavar="URL",
+        help="join the etcd cluster one of whose members serves clients at URL "
+        "(storage.type etcd; copy the cluster's CAs into D/pki first)",
+    )
     p.set_defaults(run=_controller)
 
     p = sub.add_parser("status", parents=[data_dir], help="what the running launcher reports")
@@ -66,7 +73,7 @@ def _controller(args: argparse.Namespace) -> int:
     from k0s_node.node import Controller  # imported here so `status` stays light
 
     config = load_config(args.config)
-    controller = Controller(config, NodePaths.at(args.data_dir), args.bin_dir)
+    controller = Controller(config, NodePaths.at(args.data_dir), args.bin_dir, args.join)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: controller.stop())
     return controller.run()

@@ -39,24 +39,29 @@ class DatastoreProbe:
     def __init__(self, client: EtcdClient) -> None:
         self.client = client
         self.last: StoreStatus | None = None
+        self.last_error: str | None = "not checked yet"
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
 
     def check(self) -> str | None:
-        """None when the datastore answers, else why not."""
+        """None when the datastore answers, else why not (also kept in ``last_error``)."""
         with self._lock:
-            try:
-                stub = rpc_pb2_grpc.MaintenanceStub(self._open())
-                reply = stub.Status(rpc_pb2.StatusRequest(), timeout=CHECK_TIMEOUT_S)
-            except grpc.RpcError as exc:
-                self._close()
-                return f"Status failed: {exc.code().name}"
-            except OSError as exc:
-                return f"cannot read the client certificate: {exc}"
-            self.last = StoreStatus(
-                self.client.endpoints[0], reply.header.revision, reply.dbSize, reply.version
-            )
-            return None
+            self.last_error = self._check()
+            return self.last_error
+
+    def _check(self) -> str | None:
+        try:
+            stub = rpc_pb2_grpc.MaintenanceStub(self._open())
+            reply = stub.Status(rpc_pb2.StatusRequest(), timeout=CHECK_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            self._close()
+            return f"Status failed: {exc.code().name}"
+        except OSError as exc:
+            return f"cannot read the client certificate: {exc}"
+        self.last = StoreStatus(
+            self.client.endpoints[0], reply.header.revision, reply.dbSize, reply.version
+        )
+        return None
 
     def _open(self) -> grpc.Channel:
         if self._channel is None:

@@ -37,6 +37,14 @@ from k0s_node.components import (
 )
 from k0s_node.config import NodeConfig
 from k0s_node.endpoints import serve_endpoints
+from k0s_node.etcd_cluster import (
+    JoinError,
+    check_join_pki,
+    etcd_argv,
+    has_data,
+    join,
+    new_cluster,
+)
 from k0s_node.health import DatastoreProbe, apiserver_ready
 from k0s_node.lock import DataDirLock
 from k0s_node.paths import NodePaths
@@ -67,13 +75,22 @@ class Controller:
     Args:
         config: the checked configuration.
         paths: the data directory.
-        bin_dir: where to look first for kube binaries (``--bin-dir``).
+        bin_dir: where to look first for binaries (``--bin-dir``).
+        join_url: client URL of a member of the etcd cluster to join
+            (``storage.type: etcd`` only; see :mod:`k0s_node.etcd_cluster`).
     """
 
-    def __init__(self, config: NodeConfig, paths: NodePaths, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        paths: NodePaths,
+        bin_dir: Path | None = None,
+        join_url: str | None = None,
+    ) -> None:
         self.config = config
         self.paths = paths
         self.bin_dir = bin_dir
+        self.join_url = join_url
         self.started = time.time()
         self.children: list[Child] = []
         self.datastore = DatastoreProbe(datastore_client(config, paths))
@@ -98,6 +115,16 @@ class Controller:
                     "store",
                     store_argv(config, paths),
                     paths.log("store"),
+                    self.datastore.check,
+                    _DATASTORE_CERTS,
+                )
+            )
+        elif storage == "etcd":
+            specs.append(
+                ComponentSpec(
+                    "etcd",
+                    self._etcd_argv(),
+                    paths.log("etcd"),
                     self.datastore.check,
                     _DATASTORE_CERTS,
                 )
@@ -136,13 +163,27 @@ class Controller:
             )
         return specs
 
+    def _etcd_argv(self) -> list[str]:
+        binary = find_binary("etcd", self.bin_dir, self.paths)
+        if binary is None:
+            raise JoinError("storage.type etcd: no etcd binary in --bin-dir, D/bin or PATH")
+        if self.join_url and not has_data(self.paths):
+            initial = join(self.config, self.datastore.client, self.join_url)
+        else:
+            initial = new_cluster(self.config)
+        return etcd_argv(binary, self.config, self.paths, initial)
+
     # ----- running -----
 
     def run(self) -> int:
         """Run until :meth:`stop`; returns the exit status."""
+        if self.join_url and self.config.spec.storage.type != "etcd":
+            raise JoinError("--join needs spec.storage.type etcd")
         lock = DataDirLock(self.paths.lock_file)
         http = None
         try:
+            if self.join_url and not has_data(self.paths):
+                check_join_pki(self.paths)
             for line in pki.ensure_pki(self.paths.pki, self.config):
                 log.info("pki: %s", line)
             self.children = [Child(spec) for spec in self._components()]
@@ -276,13 +317,29 @@ class Controller:
         """A snapshot for ``/status``, ``/readyz``, ``/metrics`` and ``k0s-node status``."""
         now = datetime.now(UTC)
         store = self.datastore.last
+        external = []
+        if self.config.spec.storage.type == "external":
+            reason = self.datastore.last_error
+            external = [
+                {
+                    "name": "external-etcd",
+                    "pid": None,
+                    "state": "external",
+                    "uptimeSeconds": 0.0,
+                    "restarts": 0,
+                    "healthy": reason is None,
+                    "health": reason or "ok",
+                    "log": None,
+                }
+            ]
         return {
             "dataDir": str(self.paths.root),
             "pid": os.getpid(),
             "uptimeSeconds": round(time.time() - self.started, 1),
             "storage": self.config.spec.storage.type,
             "missingBinaries": self.missing_binaries,
-            "components": [
+            "components": external
+            + [
                 {
                     "name": c.name,
                     "pid": c.pid,

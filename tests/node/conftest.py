@@ -12,13 +12,13 @@ from launcher import Launcher
 
 @pytest.fixture
 def launchers(tmp_path: Path):
-    """Factory ``launchers(spec=None, name="n1")`` -> a not yet started Launcher."""
+    """Factory ``launchers(spec=None, name="n1", extra_argv=())`` -> a Launcher, not started."""
     made: list[Launcher] = []
 
-    def make(spec: dict | None = None, name: str = "n1") -> Launcher:
+    def make(spec: dict | None = None, name: str = "n1", extra_argv=()) -> Launcher:
         workdir = tmp_path / name
         workdir.mkdir(exist_ok=True)
-        launcher = Launcher(workdir, spec)
+        launcher = Launcher(workdir, spec, tuple(extra_argv))
         made.append(launcher)
         return launcher
 

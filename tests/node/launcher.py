@@ -35,9 +35,12 @@ class Launcher:
     Args:
         workdir: holds ``data/``, ``bin/`` (empty unless the test fills it), the config.
         spec: merged into ``spec`` of the generated config.
+        extra_argv: more `k0s-node controller` arguments (e.g. --join URL).
     """
 
-    def __init__(self, workdir: Path, spec: dict | None = None) -> None:
+    def __init__(
+        self, workdir: Path, spec: dict | None = None, extra_argv: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.bin_dir = workdir / "bin"
@@ -45,8 +48,13 @@ class Launcher:
         self.store_port = free_port()
         self.health_port = free_port()
         self.api_port = free_port()
+        self.peer_port = free_port()
+        self.extra_argv = list(extra_argv)
         base = {
-            "storage": {"store": {"clientPort": self.store_port}},
+            "storage": {
+                "store": {"clientPort": self.store_port},
+                "etcd": {"clientPort": self.store_port, "peerPort": self.peer_port},
+            },
             "api": {"port": self.api_port},
             "node": {"name": "node1", "healthPort": self.health_port},
         }
@@ -67,6 +75,7 @@ class Launcher:
             f"--data-dir={self.data_dir}",
             f"--config={self.config_path}",
             f"--bin-dir={self.bin_dir}",
+            *self.extra_argv,
         ]
 
     def start(self) -> "Launcher":
@@ -149,13 +158,17 @@ class Launcher:
         text = self.stderr_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    def etcdctl(self, *args: str) -> subprocess.CompletedProcess:
+    @property
+    def client_url(self) -> str:
+        return f"https://127.0.0.1:{self.store_port}"
+
+    def etcdctl(self, *args: str, endpoints: str = "") -> subprocess.CompletedProcess:
         """etcdctl against the node's datastore with the apiserver's etcd client cert."""
         pki = self.data_dir / "pki"
         return subprocess.run(
             [
                 "etcdctl",
-                f"--endpoints=https://127.0.0.1:{self.store_port}",
+                f"--endpoints={endpoints or self.client_url}",
                 f"--cacert={pki}/etcd/ca.crt",
                 f"--cert={pki}/apiserver-etcd-client.crt",
                 f"--key={pki}/apiserver-etcd-client.key",
