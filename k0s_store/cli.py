@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 
+from k0s_store import migrate
 from k0s_store.api.settings import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     bool_flag("client-cert-auth", "require client certificates signed by the trusted CA")
     for name in IGNORED_FLAGS:
         flag(name, nargs="?", const="", default=None, help=argparse.SUPPRESS)
+    migrate.add_parser(commands)
     return parser
 
 
@@ -191,4 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "migrate":
+        return migrate.run(args)
     return 2
