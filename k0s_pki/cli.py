@@ -1,8 +1,9 @@
 """``k0s-pki``: the admin's command line.
 
-Every subcommand takes ``--pki-dir`` (default: ``$K0S_STORE_DATA_DIR/pki``,
-else ``/var/lib/k0s-store/pki``) and ``--kubeconfig-dir`` (default: the PKI
-directory's parent). Cluster settings come from ``--config FILE`` (TOML, keys
+``--pki-dir`` (default: ``$K0S_STORE_DATA_DIR/pki``, else
+``/var/lib/k0s-store/pki``) and ``--kubeconfig-dir`` (default: the PKI
+directory's parent) go before or after the subcommand; every subcommand
+takes only the flags it uses. Cluster settings come from ``--config FILE`` (TOML, keys
 named like the flags with underscores: ``node_name``, ``advertise_address``,
 ``service_cidr``, ``cluster_domain``, ``extra_sans``, ``etcd_extra_sans``,
 ``key_type``, ``leaf_validity``, ``ca_validity``, ``konnectivity``,
@@ -48,85 +49,169 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--pki-dir", type=Path, default=None, help=f"PKI directory (default: {default_pki_dir()})"
+    parser = argparse.ArgumentParser(prog="k0s-pki", description=__doc__.split("\n\n")[0])
+    # The directory flags are global (before the subcommand) and per subcommand
+    # (after it), as kubectl takes its global flags; the subcommands' copies
+    # default to "not given" so that they never hide a value given before.
+    _directory_flags(parser, None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, *groups, parent=sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
+        _directory_flags(p, argparse.SUPPRESS)
+        for group in groups:
+            group(p)
+        return p
+
+    p = command(
+        "init",
+        "create what is missing, keep what is valid",
+        _identity_flags,
+        _issue_flags,
+        _ca_flags,
+        _kubeconfig_flags,
+        _konnectivity_flag,
     )
-    common.add_argument(
+    _dry_run_flag(p)
+    p.set_defaults(run=_init)
+
+    p = command("check-expiration", "what expires when")
+    p.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="output format"
+    )
+    p.add_argument("--warn-within", default="30d", help="exit 1 if anything expires within (30d)")
+    p.set_defaults(run=_check_expiration)
+
+    p = command("rotate", "re-issue leaves with fresh keys", _identity_flags, _issue_flags)
+    p.add_argument("names", nargs="*", default=["all"], help="leaf names, or all (the default)")
+    p.add_argument("--expiring-within", help="only leaves expiring within this duration, e.g. 90d")
+    _dry_run_flag(p)
+    p.set_defaults(run=_rotate)
+
+    p = command(
+        "rotate-ca",
+        "rotate a CA (or sa) without downtime",
+        _identity_flags,
+        _issue_flags,
+        _ca_flags,
+        _kubeconfig_flags,
+    )
+    p.add_argument("name", choices=[*(c.name for c in CAS), "etcd/ca", SA_NAME], help="the CA")
+    p.add_argument(
+        "--phase",
+        required=True,
+        choices=[*ca_rotation.PHASES, "status"],
+        help="prepare (trust both), switch (sign with the new), finish (drop the old), status",
+    )
+    _dry_run_flag(p)
+    p.set_defaults(run=_rotate_ca)
+
+    p = command("status", "where every CA rotation stands")
+    p.set_defaults(run=_status)
+
+    p = command(
+        "verify", "chains, validity, SANs, keys, modes", _identity_flags, _konnectivity_flag
+    )
+    p.set_defaults(run=_verify)
+
+    p = command(
+        "generate-csr",
+        "keys and CSRs for an outside CA",
+        _identity_flags,
+        _key_type_flag,
+        _konnectivity_flag,
+    )
+    p.add_argument("--all", action="store_true", help="for every leaf, not only external CAs'")
+    p.set_defaults(run=_generate_csr)
+
+    p = sub.add_parser("kubeconfig", help="kubeconfigs for users", description="kubeconfigs")
+    ksub = p.add_subparsers(dest="kubeconfig_command", required=True)
+    p = command(
+        "create",
+        "a kubeconfig for USER, signed by the cluster CA",
+        _config_flag,
+        _key_type_flag,
+        _kubeconfig_flags,
+        parent=ksub,
+    )
+    p.add_argument("--advertise-address", help="API server address in the kubeconfig")
+    p.add_argument("user", help="the user name (certificate CN)")
+    p.add_argument("--groups", action="append", default=[], help="group (repeat or comma-separate)")
+    p.add_argument("--expires-after", default="1y", help="certificate lifetime (1y)")
+    p.add_argument("--out", type=Path, help="write here (0600) instead of stdout")
+    p.set_defaults(run=_kubeconfig_create)
+    return parser
+
+
+def _directory_flags(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument(
+        "--pki-dir",
+        type=Path,
+        default=default,
+        help=f"PKI directory (default: {default_pki_dir()})",
+    )
+    p.add_argument(
         "--kubeconfig-dir",
         type=Path,
-        default=None,
+        default=default,
         help="kubeconfig directory (default: the PKI directory's parent)",
     )
-    cluster = argparse.ArgumentParser(add_help=False)
-    cluster.add_argument("--config", type=Path, help="TOML file with cluster settings")
-    cluster.add_argument("--node-name")
-    cluster.add_argument("--advertise-address")
-    cluster.add_argument("--service-cidr")
-    cluster.add_argument("--cluster-domain")
-    cluster.add_argument(
+
+
+def _config_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML file with cluster settings (flags win)")
+
+
+def _identity_flags(p: argparse.ArgumentParser) -> None:
+    """What decides the SANs of the certificates."""
+    _config_flag(p)
+    p.add_argument("--node-name", help="this node's name (default: the host name)")
+    p.add_argument("--advertise-address", help="IP the API server and etcd are reached at")
+    p.add_argument("--service-cidr", help="service network; its first IP is a SAN (10.96.0.0/12)")
+    p.add_argument("--cluster-domain", help="DNS domain of services (cluster.local)")
+    p.add_argument(
         "--extra-san",
         dest="extra_sans",
         action="append",
         help="extra API server SAN (repeat or comma-separate)",
     )
-    cluster.add_argument("--etcd-extra-san", dest="etcd_extra_sans", action="append")
-    cluster.add_argument("--key-type", choices=KEY_TYPES)
-    cluster.add_argument("--leaf-validity", help="e.g. 1y, 90d (default 1y)")
-    cluster.add_argument("--ca-validity", help="e.g. 10y (default 10y)")
-    cluster.add_argument(
+    p.add_argument(
+        "--etcd-extra-san",
+        dest="etcd_extra_sans",
+        action="append",
+        help="extra etcd server/peer SAN (repeat or comma-separate)",
+    )
+
+
+def _key_type_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key-type", choices=KEY_TYPES, help="key type of new keys (ecdsa-p256)")
+
+
+def _issue_flags(p: argparse.ArgumentParser) -> None:
+    _key_type_flag(p)
+    p.add_argument("--leaf-validity", help="lifetime of leaf certificates, e.g. 1y, 90d (1y)")
+
+
+def _ca_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ca-validity", help="lifetime of new CA certificates, e.g. 10y (10y)")
+
+
+def _kubeconfig_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster-name", help="cluster name inside kubeconfigs (kubernetes)")
+    p.add_argument("--api-port", type=int, help="API server port inside kubeconfigs (6443)")
+
+
+def _konnectivity_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--konnectivity",
         action="store_true",
         default=None,
         help="also make konnectivity-server.conf",
     )
-    cluster.add_argument("--cluster-name")
-    cluster.add_argument("--api-port", type=int)
-    parents = [common, cluster]
 
-    parser = argparse.ArgumentParser(prog="k0s-pki", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("init", parents=parents, help="create what is missing, keep what is valid")
-    p.add_argument("--dry-run", action="store_true")
-    p.set_defaults(run=_init)
-
-    p = sub.add_parser("check-expiration", parents=parents, help="what expires when")
-    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    p.add_argument("--warn-within", default="30d", help="exit 1 if anything expires within (30d)")
-    p.set_defaults(run=_check_expiration)
-
-    p = sub.add_parser("rotate", parents=parents, help="re-issue leaves with fresh keys")
-    p.add_argument("names", nargs="*", default=["all"], help="leaf names, or all")
-    p.add_argument("--expiring-within", help="only leaves expiring within this duration")
-    p.add_argument("--dry-run", action="store_true")
-    p.set_defaults(run=_rotate)
-
-    p = sub.add_parser("rotate-ca", parents=parents, help="rotate a CA (or sa) without downtime")
-    p.add_argument("name", choices=[*(c.name for c in CAS), "etcd/ca", SA_NAME])
-    p.add_argument("--phase", required=True, choices=[*ca_rotation.PHASES, "status"])
-    p.add_argument("--dry-run", action="store_true")
-    p.set_defaults(run=_rotate_ca)
-
-    p = sub.add_parser("status", parents=[common], help="where every CA rotation stands")
-    p.set_defaults(run=_status)
-
-    p = sub.add_parser("verify", parents=parents, help="chains, validity, SANs, keys, modes")
-    p.set_defaults(run=_verify)
-
-    p = sub.add_parser("generate-csr", parents=parents, help="keys and CSRs for an outside CA")
-    p.add_argument("--all", action="store_true", help="for every leaf, not only external CAs'")
-    p.set_defaults(run=_generate_csr)
-
-    p = sub.add_parser("kubeconfig", help="kubeconfigs for users")
-    ksub = p.add_subparsers(dest="kubeconfig_command", required=True)
-    p = ksub.add_parser("create", parents=parents, help="a kubeconfig for USER")
-    p.add_argument("user")
-    p.add_argument("--groups", action="append", default=[], help="group (repeat or comma-separate)")
-    p.add_argument("--expires-after", default="1y")
-    p.add_argument("--out", type=Path, help="write here (0600) instead of stdout")
-    p.set_defaults(run=_kubeconfig_create)
-    return parser
+def _dry_run_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
 
 
 def _layout(args: argparse.Namespace) -> Layout:

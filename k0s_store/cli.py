@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from k0s_store import migrate
 from k0s_store.api.settings import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -156,6 +157,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     flag("log-outputs", type=_urls, default=("default",), help="stderr, stdout, default or FILEs")
     for name in IGNORED_FLAGS:
         flag(name, nargs="?", const="", default=None, help=argparse.SUPPRESS)
+    migrate.add_parser(commands)
     return parser
 
 
@@ -163,6 +165,13 @@ def _quota(flag_value: int) -> int:
     if flag_value == 0:
         return DEFAULT_QUOTA_BYTES
     return UNLIMITED_QUOTA_BYTES if flag_value < 0 else flag_value
+
+
+def warn_ignored_flags(args: argparse.Namespace) -> None:
+    """One warning per IGNORED_FLAGS flag given, so no operator relies on it silently."""
+    for name in IGNORED_FLAGS:
+        if getattr(args, name.replace("-", "_")) is not None:
+            log.warning("--%s is accepted for etcd compatibility and ignored", name)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -174,6 +183,7 @@ def serve(args: argparse.Namespace) -> int:
     from k0s_store.ops.http_listener import MetricsListeners
     from k0s_store.transport.grpc_server import start_server
 
+    warn_ignored_flags(args)
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)
     try:
         listeners = parse_listen_urls(args.listen_client_urls, tls)
@@ -280,8 +290,10 @@ def parse_serve_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `k0s-store` script and of `python -m k0s_store`."""
     argv = sys.argv[1:] if argv is None else argv
-    if build_parser().parse_args(argv).command != "serve":
-        return 2
+    args = build_parser().parse_args(argv)
+    if args.command == "migrate":
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+        return migrate.run(args)
     try:
         args = parse_serve_args(argv)
     except ConfigError as exc:

@@ -190,7 +190,7 @@ def test_external_ca_and_generate_csr(tmp_path, capsys):
         )
     assert main(["init", *args]) == 0
     assert main(["verify", *args]) == 0
-    assert main(["check-expiration", *args]) == 0
+    assert main(["check-expiration", "--pki-dir", str(pki)]) == 0
     out = capsys.readouterr().out
     assert "\netcd-ca                 " in out and out.rstrip().endswith("yes")
     assert main(["rotate", "etcd-server", *args]) == 1
