@@ -30,7 +30,7 @@ from k0s_store.mvcc.compactor import Compactor
 from k0s_store.mvcc.hash import hash_by_rev
 from k0s_store.mvcc.kv_read import ReadView, end_of
 from k0s_store.mvcc.kv_write import ALARM_NOSPACE, WriteTxn
-from k0s_store.mvcc.lessor import LeaseTable, attached_keys
+from k0s_store.mvcc.lessor import PROMOTE_EXTENSION_SECONDS, LeaseTable, attached_keys
 from k0s_store.mvcc.types import (
     DeleteRangeRequest,
     LeaseGrant,
@@ -56,6 +56,8 @@ class Store:
         fsync: make every acknowledged write durable (False for benchmarks only).
         min_lease_ttl: shorter lease TTLs are raised to this.
         lease_check_interval: seconds between expiry checks.
+        lease_promote_extension: seconds added to every lease's TTL when the
+            store opens (etcd's Promote extension, its election timeout).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Store:
         fsync: bool = True,
         min_lease_ttl: int = 2,
         lease_check_interval: float = 0.5,
+        lease_promote_extension: float = PROMOTE_EXTENSION_SECONDS,
     ) -> None:
         self._quota_bytes = quota_bytes
         self._min_lease_ttl = min_lease_ttl
@@ -80,7 +83,7 @@ class Store:
             finished = meta.get_int(txn, dbs.meta, meta.FINISHED_COMPACT, -1)
             self.cluster_id = meta.get_int(txn, dbs.meta, meta.CLUSTER_ID)
             self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
-            self._leases.load(txn, dbs.lease)
+            self._leases.load_promoted(txn, dbs.lease, lease_promote_extension, min_lease_ttl)
         self._writer = Writer(self._backend, self._begin, self._before_commit, self._after_commit)
         self._hub = WatchHub(self._backend, self._rev, lambda: self._compact_rev)
         self._compactor = Compactor(self._writer.call, finished)
@@ -132,7 +135,6 @@ class Store:
     def _before_commit(self, w: WriteTxn) -> None:
         if w.rev != self._rev:
             meta.put_int(w.txn, w.dbs.meta, meta.CURRENT_REV, w.rev)
-        self._leases.flush_dirty(w.txn, w.dbs.lease)
 
     def _after_commit(self, w: WriteTxn) -> None:
         self._compact_rev = w.compact_rev
@@ -213,7 +215,7 @@ class Store:
         if lease is None:
             return LeaseTimeToLive(rev, lease_id, -1, 0, [])
         ttl, deadline = lease
-        remaining = max(0, int(deadline - time.time()))
+        remaining = max(0, int(deadline - time.monotonic()))
         attached: list[bytes] = []
         if keys:
             with self._backend.read() as txn:
@@ -230,10 +232,8 @@ class Store:
                 self._writer.submit(
                     lambda w, i=lease_id: (apply.lease_revoke(w, self._leases, i), w.end())
                 )
-                for lease_id in self._leases.expired(time.time())
+                for lease_id in self._leases.expired(time.monotonic())
             ]
-            if not jobs and self._leases.has_dirty():
-                jobs.append(self._writer.submit(lambda w: None))  # persists renewals
             for job in jobs:
                 with contextlib.suppress(EtcdError):  # revoked meanwhile, or closing
                     job.wait()
