@@ -167,7 +167,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     stop.wait()
     log.info("received a stop signal, shutting down")
-    bound.server.stop(SHUTDOWN_GRACE_SECONDS).wait()
+    bound.shutdown(SHUTDOWN_GRACE_SECONDS)
     store.close()
     log.info("stopped")
     return 0
