@@ -1,13 +1,14 @@
 """Client processes that load a server and record what they saw.
 
-    python -m kvhistory.recorder client ENDPOINT ID SEED SECONDS OUTFILE
-    python -m kvhistory.recorder watcher ENDPOINT ID SEED SECONDS OUTFILE
+    python -m kvhistory.recorder client ENDPOINT ID SEED STOPFILE OUTFILE
+    python -m kvhistory.recorder watcher ENDPOINT ID SEED STOPFILE OUTFILE [--no-progress]
 
 A client runs a random mix of etcd calls (put, get, prefix range, delete,
 txn with a compare, lease grant/revoke, put with a lease, compaction) over a
-few contended keys, one at a time, for SECONDS, recording each call. A
-watcher keeps one watch on the key prefix (random prev_kv, filters and
-progress notification; progress requests now and then); when the stream
+few contended keys, one at a time, until STOPFILE exists (at most
+MAX_SECONDS), recording each call. A watcher keeps one watch on the key
+prefix (random prev_kv, filters and progress notification; progress
+requests now and then, unless --no-progress); when the stream
 breaks it resumes from the revision after the last one it reported, as
 clientv3 does. Every record is flushed as soon as it is known, so a killed
 recorder loses nothing it has written.
@@ -18,6 +19,7 @@ import random
 import sys
 import threading
 import time
+from pathlib import Path
 
 import grpc
 
@@ -37,6 +39,7 @@ PREFIX = "k/"
 PREFIX_END = "k0"  # "/" + 1
 KEY_COUNT = 8
 CALL_TIMEOUT_S = 1.5
+MAX_SECONDS = 120.0
 LEASE_TTL = 600  # long: a lease ends by a revoke unless a test wants expiry
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -186,7 +189,9 @@ class Client:
 class Watcher:
     """One watch on the key prefix, resumed across broken streams."""
 
-    def __init__(self, endpoint: str, watcher_id: int, seed: int, out) -> None:
+    def __init__(
+        self, endpoint: str, watcher_id: int, seed: int, out, progress_requests: bool = True
+    ) -> None:
         self.channel = grpc.insecure_channel(endpoint, CHANNEL_OPTIONS)
         self.stub = rpc_pb2_grpc.WatchStub(self.channel)
         self.id = watcher_id
@@ -194,18 +199,30 @@ class Watcher:
         self.prev_kv = rng.random() < 0.7
         self.filters = rng.choice([[], [], [], ["NOPUT"], ["NODELETE"]])
         self.progress_notify = rng.random() < 0.5
-        self.request_progress = rng.random() < 0.5
+        self.request_progress = progress_requests and rng.random() < 0.5
         self.out = out
         self.next_revision = 1  # from the beginning: every event of the run
+        self.stopping = threading.Event()
+        self.call = None
 
-    def run(self, deadline: float) -> None:
+    def run(self, stop: Path) -> None:
+        """Watch, resuming after every broken stream, until `stop` exists."""
+        threading.Thread(target=self._stop_when, args=(stop,), daemon=True).start()
         segment = 0
-        while time.monotonic() < deadline:
+        while not self.stopping.is_set():
             segment += 1
-            self._segment(segment, deadline)
+            self._segment(segment)
             time.sleep(0.05)
 
-    def _segment(self, segment: int, deadline: float) -> None:
+    def _stop_when(self, stop: Path) -> None:
+        deadline = time.monotonic() + MAX_SECONDS
+        while not stop.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.stopping.set()
+        if self.call is not None:
+            self.call.cancel()
+
+    def _segment(self, segment: int) -> None:
         record = WatchRecord(
             self.id,
             segment,
@@ -227,9 +244,9 @@ class Watcher:
             progress_notify=self.progress_notify,
         )
         requests.put(rpc_pb2.WatchRequest(create_request=create))
-        call = self.stub.Watch(
-            iter(requests.get, None), timeout=max(0.1, deadline - time.monotonic())
-        )
+        call = self.call = self.stub.Watch(iter(requests.get, None))
+        if self.stopping.is_set():
+            call.cancel()
         write_watch_start(self.out, record)
         ended = threading.Event()
         if self.request_progress:
@@ -243,7 +260,7 @@ class Watcher:
                     call.cancel()
                     break
         except grpc.RpcError as exc:
-            error = exc.code().name
+            error = "stopped" if self.stopping.is_set() else exc.code().name
         ended.set()
         requests.put(None)
         write_watch_end(self.out, record, error)
@@ -278,16 +295,19 @@ class Watcher:
             requests.put(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
 
 
-def main(role: str, endpoint: str, ident: str, seed: str, seconds: str, outfile: str) -> None:
-    deadline = time.monotonic() + float(seconds)
+def main(argv: list[str]) -> None:
+    role, endpoint, ident, seed, stopfile, outfile = argv[:6]
+    stop = Path(stopfile)
+    deadline = time.monotonic() + MAX_SECONDS
     with open(outfile, "a") as out:
         if role == "client":
             client = Client(endpoint, int(ident), int(seed), out)
-            while time.monotonic() < deadline:
+            while not stop.exists() and time.monotonic() < deadline:
                 client.step()
         else:
-            Watcher(endpoint, int(ident), int(seed), out).run(deadline)
+            progress = "--no-progress" not in argv[6:]
+            Watcher(endpoint, int(ident), int(seed), out, progress).run(stop)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:7])
+    main(sys.argv[1:])
