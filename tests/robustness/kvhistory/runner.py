@@ -92,6 +92,7 @@ def run_and_check(
     faults: Callable[[], list[str]] | None = None,
     leases_expire: bool = False,
     progress_requests: bool = True,
+    preamble: Callable[[Client], None] | None = None,
 ) -> Report:
     """Record a run against `server` (a harness ServerProcess, ready), then
     check the history and every watch.
@@ -100,9 +101,13 @@ def run_and_check(
     `faults()` (called once they are started; it returns what it injected), so
     the history always shows the server serving again. `progress_requests`:
     watchers may send RequestProgress (etcd 3.4.23 answers it out of order
-    with events, its known bug fixed in 3.4.24).
+    with events, its known bug fixed in 3.4.24). `preamble(client)` runs
+    first with a recording client (client 99), e.g. to set up a lease.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    if preamble is not None:
+        with open(workdir / "preamble.jsonl", "a") as sink:
+            preamble(Client(server.endpoint, 99, seed, sink))
     stop_clients, stop_watchers = workdir / "stop-clients", workdir / "stop-watchers"
     flags = () if progress_requests else ("--no-progress",)
     client_files = [workdir / f"client-{i}.jsonl" for i in range(1, clients + 1)]
@@ -130,7 +135,10 @@ def run_and_check(
         _stop(client_procs, stop_clients)
         _stop(watcher_procs, stop_watchers)
     final_read(server.endpoint, workdir / "final.jsonl")
-    ops, watch_records = read_history([*client_files, *watcher_files, workdir / "final.jsonl"])
+    files = [*client_files, *watcher_files, workdir / "final.jsonl"]
+    if preamble is not None:
+        files.append(workdir / "preamble.jsonl")
+    ops, watch_records = read_history(files)
     result = check(ops, watch_records, leases_expire=leases_expire)
     report.ops = result.ops_checked
     report.answered = sum(op.status == "ok" for op in ops)
