@@ -241,7 +241,7 @@ def serve(args: argparse.Namespace) -> int:
     log.info("received a stop signal, shutting down")
     if compactor is not None:
         compactor.stop()
-    bound.server.stop(SHUTDOWN_GRACE_SECONDS).wait()
+    bound.shutdown(SHUTDOWN_GRACE_SECONDS)
     metrics.close()
     store.close()
     log.info("stopped")

@@ -6,7 +6,7 @@ k0s_store/mvcc/key_index.py, index.py, meta.py, lessor.py):
 - `key`        revision key (codec.rev_key) -> marshalled mvccpb.KeyValue
 - `index`      user key (or long-key group) -> the key's revision records
 - `meta`       current/compact revisions, cluster and member ids, alarms
-- `lease`      lease id -> granted TTL and wall-clock deadline
+- `lease`      lease id -> granted TTL
 - `lease_keys` lease id + user key -> user key (keys attached to a lease)
 - `auth`, `authUsers`, `authRoles`  etcd's auth buckets, byte for byte
                (k0s_store/mvcc/auth_store.py)

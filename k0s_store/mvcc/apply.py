@@ -20,7 +20,7 @@ from k0s_store.errors import (
 from k0s_store.mvcc import index, key_index, meta
 from k0s_store.mvcc.kv_read import ReadView, end_of
 from k0s_store.mvcc.kv_write import WriteTxn
-from k0s_store.mvcc.lessor import LEASE_ID, LEASE_RECORD, MAX_LEASE_TTL, LeaseTable, attached_keys
+from k0s_store.mvcc.lessor import LEASE_ID, LEASE_TTL, MAX_LEASE_TTL, LeaseTable, attached_keys
 from k0s_store.mvcc.types import (
     DeleteRangeRequest,
     DeleteRangeResult,
@@ -149,8 +149,8 @@ def lease_grant(
     elif lease_exists(w, lease_id):
         raise LeaseExistsError()
     ttl = max(ttl, min_ttl)
-    deadline = time.time() + ttl
-    w.txn.put(LEASE_ID.pack(lease_id), LEASE_RECORD.pack(ttl, deadline), db=w.dbs.lease)
+    deadline = time.monotonic() + ttl
+    w.txn.put(LEASE_ID.pack(lease_id), LEASE_TTL.pack(ttl), db=w.dbs.lease)
     w.after_commit.append(lambda: table.add(lease_id, ttl, deadline))
     return LeaseGrant(w.rev, lease_id, ttl)
 

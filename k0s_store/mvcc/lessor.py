@@ -3,20 +3,21 @@
 Byte formats:
 
 - `lease` DB: id (8 bytes, big-endian signed) -> granted TTL in seconds
-  (8 bytes, big-endian signed) | deadline (8-byte big-endian IEEE double,
-  seconds since the Unix epoch).
+  (8 bytes, big-endian signed). Records of earlier versions carry 8 more
+  bytes (a wall-clock deadline) after the TTL; they are read the same way.
 - `lease_keys` DB: id (8 bytes, as above) | key tag -> the full user key.
   The key tag is the user key itself when it is at most SHORT_KEY_MAX bytes,
   else its first 448 bytes + its SHA-256 + b"\\x01" (481 bytes, a length no
   short key has), so that LMDB's key limit never reaches users.
 
-Deadlines are wall-clock times so that a lease keeps its remaining TTL
-across a restart. A lease whose deadline passed while the store was down is
-revoked at start (the first expiry check), with its keys: its holder could
-not have kept it alive. Renewals (keep-alives) move the deadline in memory at
-once; the new deadline is written with the next write batch (the expiry
-thread triggers one within a check interval), so a crash can lose at most
-that much of a renewal.
+Deadlines live in memory only, as in etcd: when the store opens, every
+lease's deadline becomes now + its TTL + `PROMOTE_EXTENSION_SECONDS`, which
+is what etcd's lessor does when its member becomes leader (`Promote`, with
+the election timeout as extension; a restart of a single member is such an
+election). So a lease that "expired" while the store was down keeps its keys
+and gets its full TTL back, and clients with keep-alives have the time to
+come back (the kube-apiserver relies on it). Renewals therefore need no
+write at all.
 
 The in-memory `LeaseTable` holds the committed leases (ids, TTLs,
 deadlines) for renewals, expiry and time-to-live; everything else is read
@@ -33,8 +34,10 @@ import lmdb
 from k0s_store.mvcc.index import SHORT_KEY_MAX
 
 MAX_LEASE_TTL = 9_000_000_000
-LEASE_RECORD = struct.Struct(">qd")
+LEASE_TTL = struct.Struct(">q")
 LEASE_ID = struct.Struct(">q")
+# etcd's default election timeout (--election-timeout=1000ms): Promote's extension.
+PROMOTE_EXTENSION_SECONDS = 1.0
 _LONG_KEY_HEAD = 448
 _LONG_KEY_MARK = b"\x01"
 
@@ -65,14 +68,20 @@ class LeaseTable:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._leases: dict[int, list] = {}
-        self._dirty: set[int] = set()
 
-    def load(self, txn: lmdb.Transaction, db: lmdb._Database) -> None:
-        """Read every lease from the `lease` DB."""
+    def load_promoted(
+        self, txn: lmdb.Transaction, db: lmdb._Database, extension: float, min_ttl: int
+    ) -> None:
+        """Read every lease from the `lease` DB with a fresh deadline (etcd's
+        Promote): now + TTL (raised to `min_ttl`, as etcd's recovery does)
+        + `extension`."""
+        now = time.monotonic()
+        leases = {}
+        for k, v in txn.cursor(db=db):
+            ttl = max(LEASE_TTL.unpack_from(v)[0], min_ttl)
+            leases[LEASE_ID.unpack(k)[0]] = [ttl, now + ttl + extension]
         with self._lock:
-            self._leases = {
-                LEASE_ID.unpack(k)[0]: list(LEASE_RECORD.unpack(v)) for k, v in txn.cursor(db=db)
-            }
+            self._leases = leases
 
     def add(self, lease_id: int, ttl: int, deadline: float) -> None:
         with self._lock:
@@ -81,7 +90,6 @@ class LeaseTable:
     def remove(self, lease_id: int) -> None:
         with self._lock:
             self._leases.pop(lease_id, None)
-            self._dirty.discard(lease_id)
 
     def get(self, lease_id: int) -> tuple[int, float] | None:
         """(granted TTL, deadline) of a committed lease, or None."""
@@ -92,13 +100,12 @@ class LeaseTable:
     def renew(self, lease_id: int) -> int | None:
         """Push the deadline a full TTL ahead; the TTL, or None if the lease is
         missing or already expired (etcd answers "not found" then)."""
-        now = time.time()
+        now = time.monotonic()
         with self._lock:
             lease = self._leases.get(lease_id)
             if lease is None or lease[1] <= now:
                 return None
             lease[1] = now + lease[0]
-            self._dirty.add(lease_id)
             return lease[0]
 
     def ids(self) -> list[int]:
@@ -110,16 +117,3 @@ class LeaseTable:
         with self._lock:
             due = [(d, i) for i, (_, d) in self._leases.items() if d <= now]
         return [i for _, i in sorted(due)]
-
-    def has_dirty(self) -> bool:
-        with self._lock:
-            return bool(self._dirty)
-
-    def flush_dirty(self, txn: lmdb.Transaction, db: lmdb._Database) -> None:
-        """Write renewed deadlines into the batch's write transaction."""
-        with self._lock:
-            dirty = [(i, self._leases[i]) for i in self._dirty if i in self._leases]
-            self._dirty.clear()
-        for lease_id, (ttl, deadline) in dirty:
-            if txn.get(LEASE_ID.pack(lease_id), db=db) is not None:
-                txn.put(LEASE_ID.pack(lease_id), LEASE_RECORD.pack(ttl, deadline), db=db)

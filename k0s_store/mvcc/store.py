@@ -32,7 +32,7 @@ from k0s_store.mvcc.compactor import Compactor
 from k0s_store.mvcc.hash import hash_by_rev
 from k0s_store.mvcc.kv_read import ReadView, end_of
 from k0s_store.mvcc.kv_write import ALARM_NOSPACE, WriteTxn
-from k0s_store.mvcc.lessor import LeaseTable, attached_keys
+from k0s_store.mvcc.lessor import PROMOTE_EXTENSION_SECONDS, LeaseTable, attached_keys
 from k0s_store.mvcc.stats import StoreStats
 from k0s_store.mvcc.types import (
     DeleteRangeRequest,
@@ -60,6 +60,8 @@ class Store:
         fsync: make every acknowledged write durable (False for benchmarks only).
         min_lease_ttl: shorter lease TTLs are raised to this.
         lease_check_interval: seconds between expiry checks.
+        lease_promote_extension: seconds added to every lease's TTL when the
+            store opens (etcd's Promote extension, its election timeout).
         auth_token_ttl: seconds an auth token lives after its last use.
         bcrypt_cost: bcrypt's cost for new password hashes.
 
@@ -77,6 +79,7 @@ class Store:
         lease_check_interval: float = 0.5,
         auth_token_ttl: float = DEFAULT_TOKEN_TTL,
         bcrypt_cost: int = DEFAULT_BCRYPT_COST,
+        lease_promote_extension: float = PROMOTE_EXTENSION_SECONDS,
     ) -> None:
         self._quota_bytes = quota_bytes
         self._min_lease_ttl = min_lease_ttl
@@ -92,7 +95,7 @@ class Store:
             finished = meta.get_int(txn, dbs.meta, meta.FINISHED_COMPACT, -1)
             self.cluster_id = meta.get_int(txn, dbs.meta, meta.CLUSTER_ID)
             self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
-            self._leases.load(txn, dbs.lease)
+            self._leases.load_promoted(txn, dbs.lease, lease_promote_extension, min_lease_ttl)
         self.stats = StoreStats()
         self._writer = Writer(
             self._backend,
@@ -154,7 +157,6 @@ class Store:
     def _before_commit(self, w: WriteTxn) -> None:
         if w.rev != self._rev:
             meta.put_int(w.txn, w.dbs.meta, meta.CURRENT_REV, w.rev)
-        self._leases.flush_dirty(w.txn, w.dbs.lease)
 
     def _after_commit(self, w: WriteTxn) -> None:
         self._compact_rev = w.compact_rev
@@ -244,7 +246,7 @@ class Store:
         if lease is None:
             return LeaseTimeToLive(rev, lease_id, -1, 0, [])
         ttl, deadline = lease
-        remaining = max(0, int(deadline - time.time()))
+        remaining = max(0, int(deadline - time.monotonic()))
         attached: list[bytes] = []
         if keys:
             with self._backend.read() as txn:
@@ -261,10 +263,8 @@ class Store:
                 self._writer.submit(
                     lambda w, i=lease_id: (apply.lease_revoke(w, self._leases, i), w.end())
                 )
-                for lease_id in self._leases.expired(time.time())
+                for lease_id in self._leases.expired(time.monotonic())
             ]
-            if not jobs and self._leases.has_dirty():
-                jobs.append(self._writer.submit(lambda w: None))  # persists renewals
             for job in jobs:
                 with contextlib.suppress(EtcdError):  # revoked meanwhile, or closing
                     job.wait()

@@ -13,11 +13,20 @@ keeps hundreds of watch streams open. The pool is therefore large
 are busy, so an idle server pays nothing. grpc.aio would avoid the thread
 per stream, but every store call blocks (LMDB, fsync) and would need an
 executor anyway; the sync server keeps the services plain functions.
+
+Shutdown (`BoundServer.shutdown`): stop accepting, end every open stream at
+once with etcd's "server stopped" (UNAVAILABLE, which Go clients retry),
+let in-flight unary calls finish, return. Streams never end by themselves,
+so waiting for them would hold the process for the whole grace period while
+clients, told to go away, find the port closed and back off (grpc-go: 1 s,
+then x1.6): the longer the old process lingers, the later they come back.
 """
 
+import contextlib
 import logging
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -34,7 +43,7 @@ from k0s_store.api.methods import (
 from k0s_store.api.rpc_stats import RpcStats
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import parse
-from k0s_store.errors import EtcdError
+from k0s_store.errors import EtcdError, StoppedError
 from k0s_store.transport.listeners import Listener, TLSFiles
 
 log = logging.getLogger("k0s_store.grpc")
@@ -103,9 +112,68 @@ def _serializer(method: Method):
     return method.response_type.SerializeToString if method.response_type else None
 
 
-def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandler:
-    """grpcio's handler for `method`; EtcdError becomes its gRPC status; every
-    RPC is reported to `stats`."""
+class OpenStreams:
+    """The streams in progress, each with a callable that ends it; once
+    `end_all` ran, a stream that starts is ended at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._enders: set = set()
+        self._stopping = False
+
+    def add(self, end: Callable[[], None]) -> bool:
+        """Register a stream's ender; False when the server is stopping."""
+        with self._lock:
+            if not self._stopping:
+                self._enders.add(end)
+            return not self._stopping
+
+    def discard(self, end: Callable[[], None]) -> None:
+        with self._lock:
+            self._enders.discard(end)
+
+    def end_all(self) -> None:
+        """End every open stream, and every stream that starts from now on."""
+        with self._lock:
+            self._stopping = True
+            enders, self._enders = self._enders, set()
+        for end in enders:
+            end()
+
+
+_STOPPED = object()  # queued by a shutdown: end the stream with StoppedError
+_HALF_CLOSED = object()  # queued after the client's last request
+
+
+def _feed(request_iterator: Iterator[bytes], requests: queue.SimpleQueue) -> None:
+    """Move a stream's requests to a queue that a shutdown can also write to."""
+    try:
+        for request in request_iterator:
+            requests.put(request)
+    except grpc.RpcError:
+        pass  # the call is over (cancelled by the client, or the server stopped)
+    finally:
+        requests.put(_HALF_CLOSED)
+
+
+@contextlib.contextmanager
+def _reported(stats: RpcStats, method: Method, context: grpc.ServicerContext):
+    """Report a streaming RPC to `stats` when it ends, with the code it ended with."""
+    started, failure = stats.started(method), None
+    try:
+        yield
+    except BaseException as e:
+        failure = e
+        raise
+    finally:
+        stats.finished(method, _status_code(context, failure), started)
+
+
+def _handler(
+    method: Method, limit: int, streams: OpenStreams, stats: RpcStats
+) -> grpc.RpcMethodHandler:
+    """grpcio's handler for `method`; EtcdError becomes its gRPC status; every RPC is
+    reported to `stats`."""
     if method.shape is Shape.UNARY:
 
         def unary(request: bytes, context):
@@ -127,17 +195,11 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
     if method.shape is Shape.SERVER_STREAM:
 
         def server_stream(request: bytes, context):
-            started, failure = stats.started(method), None
-            try:
-                yield from _call(method, _parse(method, request, limit, context), context)
-            except EtcdError as e:
-                failure = e
-                _abort(context, e)
-            except BaseException as e:
-                failure = e
-                raise
-            finally:
-                stats.finished(method, _status_code(context, failure), started)
+            with _reported(stats, method, context):
+                try:
+                    yield from _call(method, _parse(method, request, limit, context), context)
+                except EtcdError as e:
+                    _abort(context, e)
 
         return grpc.unary_stream_rpc_method_handler(
             server_stream, response_serializer=_serializer(method)
@@ -145,43 +207,64 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
     if method.shape is Shape.EACH_MESSAGE:
 
         def each_message(request_iterator, context):
-            started, failure = stats.started(method), None
+            with _reported(stats, method, context):
+                yield from _each_message(request_iterator, context)
+
+        def _each_message(request_iterator, context):
+            requests: queue.SimpleQueue = queue.SimpleQueue()
+
+            def end() -> None:
+                requests.put(_STOPPED)
+
+            if not streams.add(end):
+                _abort(context, StoppedError())
+            threading.Thread(
+                target=_feed, args=(request_iterator, requests), name="stream-recv", daemon=True
+            ).start()
             try:
-                for request in request_iterator:
+                while (request := requests.get()) is not _HALF_CLOSED:
+                    if request is _STOPPED:
+                        raise StoppedError()
                     yield _call(method, _parse(method, request, limit, context), context)
             except EtcdError as e:
-                failure = e
                 _abort(context, e)
-            except BaseException as e:
-                failure = e
-                raise
             finally:
-                stats.finished(method, _status_code(context, failure), started)
+                streams.discard(end)
 
         return grpc.stream_stream_rpc_method_handler(
             each_message, response_serializer=_serializer(method)
         )
 
     def session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
-        started, failure = stats.started(method), None
+        with _reported(stats, method, context):
+            yield from _session(request_iterator, context)
+
+    def _session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
         stream = (
             method.handler(caller=_caller(context)) if method.wants_caller else method.handler()
         )
+        stopped = threading.Event()
+
+        def end() -> None:
+            stopped.set()
+            stream.close()
+
+        if not streams.add(end):
+            stream.close()
+            _abort(context, StoppedError())
         context.add_callback(stream.close)
         threading.Thread(
             target=_pump, args=(request_iterator, stream), name="stream-recv", daemon=True
         ).start()
         try:
             yield from stream.responses()
+            if stopped.is_set():
+                raise StoppedError()
         except EtcdError as e:
-            failure = e
             _abort(context, e)
-        except BaseException as e:
-            failure = e
-            raise
         finally:
+            streams.discard(end)
             stream.close()
-            stats.finished(method, _status_code(context, failure), started)
 
     return grpc.stream_stream_rpc_method_handler(session)
 
@@ -196,14 +279,19 @@ def _pump(request_iterator: Iterator[bytes], stream) -> None:
 
 
 def register(
-    server: grpc.Server, table: dict[str, Method], max_message_bytes: int, stats: RpcStats
+    server: grpc.Server,
+    table: dict[str, Method],
+    max_message_bytes: int,
+    streams: OpenStreams,
+    stats: RpcStats,
 ) -> None:
-    """Serve every method of `table` on `server`, reporting each RPC to `stats`;
-    requests over `max_message_bytes` are refused."""
+    """Serve every method of `table` on `server`; requests over `max_message_bytes` are
+    refused; streams are registered in `streams` while they run; every RPC is reported
+    to `stats`."""
     stats.serve(table)
     handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for method in table.values():
-        handler = _handler(method, max_message_bytes, stats)
+        handler = _handler(method, max_message_bytes, streams, stats)
         handlers.setdefault(method.service, {})[method.name] = handler
     server.add_generic_rpc_handlers(
         (
@@ -233,6 +321,14 @@ class BoundServer(NamedTuple):
 
     server: grpc.Server
     addresses: list[tuple[Listener, str]]
+    streams: OpenStreams
+
+    def shutdown(self, grace: float) -> None:
+        """Stop accepting, end every stream with "server stopped", give in-flight
+        unary calls up to `grace` seconds, then return."""
+        done = self.server.stop(grace)
+        self.streams.end_all()
+        done.wait()
 
 
 def start_server(
@@ -259,8 +355,9 @@ def start_server(
         *_KEEPALIVE_OPTIONS,
     ]
     server = grpc.server(ThreadPoolExecutor(max_workers=max_workers), options=options)
+    streams = OpenStreams()
     table = method_table(build_services(store, settings))
-    register(server, table, settings.max_message_bytes, rpc_stats or RpcStats())
+    register(server, table, settings.max_message_bytes, streams, rpc_stats or RpcStats())
     addresses = []
     for listener in listeners:
         if listener.secure:
@@ -269,7 +366,7 @@ def start_server(
             port = server.add_insecure_port(listener.address)
         addresses.append((listener, _resolved(listener, port)))
     server.start()
-    return BoundServer(server, addresses)
+    return BoundServer(server, addresses, streams)
 
 
 def _resolved(listener: Listener, port: int) -> str:

@@ -1,8 +1,10 @@
 """Differential: leases (grant, revoke, keepalive, time-to-live, list, expiry)."""
 
+import time
+
 import pytest
 from harness.differential import assert_same
-from harness.rpc import RpcFailure
+from harness.rpc import Client, RpcFailure
 from harness.streams import BidiStream
 
 from k0s_store.proto import rpc_pb2
@@ -132,3 +134,37 @@ def test_expiry_deletes_keys(pair):
         same_ttl_tolerant(pair, "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveRequest(ID=40))
     finally:
         watch.close()
+
+
+def _restart_both(pair, downtime: float) -> None:
+    """SIGTERM both servers, keep them down `downtime` seconds, start both again."""
+    for client in (pair.reference, pair.subject):
+        client.close()
+    pair.reference_server.stop()
+    pair.subject_server.stop()
+    time.sleep(downtime)
+    pair.reference_server.start()
+    pair.subject_server.start()
+    pair.reference_server.wait_ready()
+    pair.subject_server.wait_ready()
+    pair.reference = Client(pair.reference_server.channel())
+    pair.subject = Client(pair.subject_server.channel())
+
+
+def test_restart_past_the_ttl_refreshes_leases(pair):
+    """etcd's lessor Promote: a lease that "expired" while the server was down
+    gets its full TTL back at start and keeps its keys; it expires later."""
+    grant(pair, 50, 2)  # the minimum TTL
+    grant(pair, 51, 30)
+    pair.kv("Put", key=b"r/short", value=b"1", lease=50)
+    pair.kv("Put", key=b"r/long", value=b"1", lease=51)
+    _restart_both(pair, downtime=3.0)
+    for lease_id in (50, 51):
+        request = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=True)
+        answer = same_ttl_tolerant(pair, "LeaseTimeToLive", request)
+        assert answer.TTL >= 1, f"lease {lease_id} not refreshed by the restart: {answer}"
+    pair.kv("Range", key=b"r/", range_end=b"r0")
+    same_ttl_tolerant(pair, "LeaseLeases", rpc_pb2.LeaseLeasesRequest())
+    time.sleep(4.0)  # now past the refreshed TTL (2 s + etcd's 1 s extension)
+    pair.kv("Range", key=b"r/", range_end=b"r0")
+    same_ttl_tolerant(pair, "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveRequest(ID=50, keys=True))

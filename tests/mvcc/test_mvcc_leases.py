@@ -86,29 +86,35 @@ def test_expiry_revokes_with_delete_events(store):
     assert store.revision == 3
 
 
-def test_leases_survive_restart_with_their_remaining_ttl(open_store):
+def test_restart_gives_every_lease_its_full_ttl_back(open_store):
+    """etcd's Promote: at open, deadline = now + TTL + extension, so a lease
+    that "expired" while the store was down keeps its keys."""
     store = open_store()
     kept = store.lease_grant(60).id
     short = store.lease_grant(1).id
     store.put(PutRequest(b"kept", b"", lease=kept))
     store.put(PutRequest(b"short", b"", lease=short))
+    time.sleep(0.5)
     store.close()
-    time.sleep(1.1)  # `short` expires while the store is down
-    store = open_store()
+    time.sleep(1.1)  # `short` would have expired while the store was down
+    store = open_store(lease_promote_extension=0.5)
     ttl = store.lease_time_to_live(kept, keys=True)
-    assert ttl.granted_ttl == 60 and 57 <= ttl.ttl <= 59 and ttl.keys == [b"kept"]
-    deadline = time.time() + 5
+    assert ttl.granted_ttl == 60 and ttl.ttl == 60 and ttl.keys == [b"kept"]
+    refreshed = store.lease_time_to_live(short, keys=True)
+    assert refreshed.granted_ttl == 1 and refreshed.ttl == 1 and refreshed.keys == [b"short"]
+    assert keys(store.range(RangeRequest(b"\0", b"\0")).result.kvs) == [b"kept", b"short"]
+    deadline = time.time() + 5  # then `short` expires as usual, 1.5 s after the open
     while store.range(RangeRequest(b"short")).result.count and time.time() < deadline:
         time.sleep(0.05)
     assert keys(store.range(RangeRequest(b"\0", b"\0")).result.kvs) == [b"kept"]
+    assert store.lease_time_to_live(short).ttl == -1
 
 
-def test_renewal_is_persisted(open_store):
+def test_renewal_after_restart_counts_from_the_renewal(open_store):
     store = open_store()
     lease = store.lease_grant(3).id
-    time.sleep(1.2)
-    store.lease_renew(lease)
-    time.sleep(0.3)  # the lease thread flushes the new deadline
     store.close()
-    store = open_store()
-    assert store.lease_time_to_live(lease).ttl == 2  # not 0: the renewal counted
+    store = open_store(lease_promote_extension=2.0)
+    assert store.lease_time_to_live(lease).ttl == 4  # 3 + 2 s extension, truncated
+    assert store.lease_renew(lease) == 3
+    assert store.lease_time_to_live(lease).ttl == 2  # a renewal sets now + TTL, no extension
