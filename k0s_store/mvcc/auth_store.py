@@ -23,7 +23,6 @@ only the first 72 bytes of a password count.
 
 import bisect
 import struct
-import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -110,7 +109,6 @@ class AuthStore:
             bcrypt_cost = DEFAULT_BCRYPT_COST
         self.bcrypt_cost = bcrypt_cost
         self.tokens = SimpleTokens(token_ttl)
-        self._install_lock = threading.Lock()
         with backend.read() as txn:
             self.state = load(txn, backend.dbs)
         self.enabled = self.state.enabled  # the hot path's one check
@@ -145,6 +143,7 @@ class AuthStore:
         return sorted(self.state.roles, key=str.encode)
 
     def has_role(self, user: str, role: str) -> bool:
+        """Whether `user` exists and holds `role`."""
         u = self.state.users.get(user)
         return u is not None and role in u.roles
 
@@ -376,9 +375,9 @@ class AuthStore:
         self._write_job(job)
 
     def _install(self, state: AuthState, after: Callable[[], None] | None) -> None:
-        with self._install_lock:
-            self.state = state
-            self.enabled = state.enabled
+        """(writer thread) Publish `state`; readers take one or the other, never a mix."""
+        self.state = state
+        self.enabled = state.enabled
         if after is not None:
             after()
 

@@ -165,6 +165,12 @@ def test_users_and_roles_while_auth_is_disabled(pair):
     a.auth("Authenticate", name="nobody", password="pw2")
     a.login("root", "pw2")
     a.auth("UserList", "root")
+    no_password = auth_pb2.UserAddOptions(no_password=True)
+    a.auth("UserAdd", "root", name="cert-only", options=no_password)
+    a.auth("Authenticate", name="cert-only", password="")
+    a.auth("UserChangePassword", "root", name="root", password="p" * 72 + "-one")
+    a.auth("UserList", "root")  # the change dropped root's token
+    a.login("root", "p" * 72 + "-two")  # as Go's bcrypt, only 72 bytes count
 
 
 def test_kv_lease_and_maintenance_checks_once_enabled(pair):
