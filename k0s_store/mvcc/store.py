@@ -167,7 +167,7 @@ class Store:
 
     def range(self, req: RangeRequest) -> Response:
         """etcd's Range; result RangeResult."""
-        self.stats.end(ranges=1)  # counted even when it fails (future, compacted), as in etcd
+        self.stats.range()  # counted even when it fails (future, compacted), as in etcd
         return self._read(lambda view: view.range(req))
 
     def put(self, req: PutRequest) -> Response:
