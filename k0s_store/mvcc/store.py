@@ -84,6 +84,7 @@ class Store:
             self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
             self._leases.load(txn, dbs.lease)
         self.stats = StoreStats()
+        self._key_count = (-1, 0)  # (revision, live keys) of the last count
         self._writer = Writer(
             self._backend,
             self._begin,
@@ -291,8 +292,13 @@ class Store:
         )
 
     def key_count(self) -> int:
-        """Live keys at the current revision (etcd_debugging_mvcc_keys_total): one scan."""
-        return self._read(lambda view: view.range(_EVERY_KEY_COUNT)).result.count
+        """Live keys at the current revision (etcd_debugging_mvcc_keys_total): one
+        scan of the index, reused while no write happens (scrapes are periodic)."""
+        revision, count = self._key_count
+        if revision != self._rev:
+            response = self._read(lambda view: view.range(_EVERY_KEY_COUNT))
+            revision, count = self._key_count = (response.revision, response.result.count)
+        return count
 
     def watcher_counts(self) -> tuple[int, int]:
         """(live watchers, unsynced watchers)."""
