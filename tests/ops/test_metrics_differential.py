@@ -138,6 +138,7 @@ def test_our_metrics_are_etcds_with_the_same_types_and_buckets(both):
         assert name in our_types or name.removesuffix("_total") in our_types, name
     etcd_samples, _ = scrape(etcd_url)
     our_samples, _ = scrape(our_url)
+    assert get(our_url, "/metrics").content_type == get(etcd_url, "/metrics").content_type
     for histogram in (
         "etcd_disk_backend_commit_duration_seconds",
         "etcd_disk_wal_fsync_duration_seconds",

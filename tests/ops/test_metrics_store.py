@@ -108,3 +108,19 @@ def test_metrics_urls_are_checked_as_etcd_checks_them(endpoints):
         MetricsListeners(f"https://127.0.0.1:{free_port()}", TLSFiles(), endpoints.handle)
     with pytest.raises(ValueError, match="scheme"):
         MetricsListeners(f"ftp://127.0.0.1:{free_port()}", TLSFiles(), endpoints.handle)
+
+
+def test_every_metrics_url_serves(endpoints):
+    ports = [free_port(), free_port()]
+    urls = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+    listeners = MetricsListeners(urls, TLSFiles(), endpoints.handle)
+    try:
+        assert [address for _, address in listeners.addresses] == [
+            f"127.0.0.1:{port}" for port in ports
+        ]
+        for port in ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                assert b"etcd_server_has_leader 1.0" in r.read()
+    finally:
+        listeners.close()
