@@ -37,6 +37,7 @@ class StoreStats:
         self.puts = Count()
         self.deletes = Count()
         self.txns = Count()
+        self.leases_expired = Count()
         self.commit_seconds = Histogram(COMMIT_BUCKETS)
 
     def end(self, ranges: int, puts: int = 0, deletes: int = 0) -> None:

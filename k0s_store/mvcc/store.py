@@ -245,17 +245,19 @@ class Store:
 
     def _expire_leases(self) -> None:
         while not self._closed.wait(self._lease_interval):
-            jobs = [
+            revokes = [
                 self._writer.submit(
                     lambda w, i=lease_id: (apply.lease_revoke(w, self._leases, i), w.end())
                 )
                 for lease_id in self._leases.expired(time.time())
             ]
-            if not jobs and self._leases.has_dirty():
-                jobs.append(self._writer.submit(lambda w: None))  # persists renewals
-            for job in jobs:
+            for job in revokes:
                 with contextlib.suppress(EtcdError):  # revoked meanwhile, or closing
                     job.wait()
+                    self.stats.leases_expired.inc()
+            if not revokes and self._leases.has_dirty():
+                with contextlib.suppress(EtcdError):  # closing
+                    self._writer.call(lambda w: None)  # persists renewals
 
     # -- watch -------------------------------------------------------------
 
