@@ -14,6 +14,7 @@ import sys
 import threading
 
 from k0s_store import migrate
+from k0s_store.api.rpc_stats import DEFAULT_WARNING_APPLY_SECONDS, RpcStats
 from k0s_store.api.settings import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -32,7 +33,6 @@ log = logging.getLogger("k0s_store")
 DEFAULT_QUOTA_BYTES = 2 * 1024**3  # etcd's default backend quota
 UNLIMITED_QUOTA_BYTES = 1 << 62  # a negative --quota-backend-bytes disables the quota
 SHUTDOWN_GRACE_SECONDS = 2.0
-DEFAULT_WARNING_APPLY_SECONDS = 0.1  # etcd's --experimental-warning-apply-duration
 
 # Flags of etcd that mean nothing for one member on LMDB (peers, raft, WAL,
 # discovery, proxy, v2), or that we do not implement (--metrics extensive):
@@ -176,7 +176,6 @@ def warn_ignored_flags(args: argparse.Namespace) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Open the store, serve until SIGTERM or SIGINT, then close it cleanly."""
-    from k0s_store.api.rpc_stats import RpcStats
     from k0s_store.mvcc import Store  # imported here so `--help` needs no store
     from k0s_store.ops.autocompact import AutoCompactor
     from k0s_store.ops.endpoints import OpsEndpoints

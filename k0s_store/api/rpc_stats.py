@@ -115,6 +115,13 @@ class RpcStats:
         """(method, RPCs started) for every served method."""
         return [(self._methods[path], count.value) for path, count in self._started.items()]
 
+    def open_streams(self, path: str) -> int:
+        """RPCs of the method at `path` started and not yet finished."""
+        if path not in self._started:
+            return 0
+        finished = sum(self._handled[(path, code)].value for code in range(len(GRPC_CODE_NAMES)))
+        return self._started[path].value - finished
+
     def handled_counts(self) -> list[tuple[Method, str, int]]:
         """(method, Go code name, RPCs finished with it) for every method and code."""
         return [

@@ -97,6 +97,7 @@ class Store:
             self.member_id = meta.get_int(txn, dbs.meta, meta.MEMBER_ID)
             self._leases.load_promoted(txn, dbs.lease, lease_promote_extension, min_lease_ttl)
         self.stats = StoreStats()
+        self._key_count = (-1, 0)  # (revision, live keys) of the last count
         self._writer = Writer(
             self._backend,
             self._begin,
@@ -182,7 +183,7 @@ class Store:
 
     def range(self, req: RangeRequest) -> Response:
         """etcd's Range; result RangeResult."""
-        self.stats.end(ranges=1)  # counted even when it fails (future, compacted), as in etcd
+        self.stats.range()  # counted even when it fails (future, compacted), as in etcd
         return self._read(lambda view: view.range(req))
 
     def put(self, req: PutRequest) -> Response:
@@ -259,15 +260,16 @@ class Store:
 
     def _expire_leases(self) -> None:
         while not self._closed.wait(self._lease_interval):
-            jobs = [
+            revokes = [
                 self._writer.submit(
                     lambda w, i=lease_id: (apply.lease_revoke(w, self._leases, i), w.end())
                 )
                 for lease_id in self._leases.expired(time.monotonic())
             ]
-            for job in jobs:
+            for job in revokes:
                 with contextlib.suppress(EtcdError):  # revoked meanwhile, or closing
                     job.wait()
+                    self.stats.leases_expired.inc()
 
     # -- watch -------------------------------------------------------------
 
@@ -304,8 +306,13 @@ class Store:
         )
 
     def key_count(self) -> int:
-        """Live keys at the current revision (etcd_debugging_mvcc_keys_total): one scan."""
-        return self._read(lambda view: view.range(_EVERY_KEY_COUNT)).result.count
+        """Live keys at the current revision (etcd_debugging_mvcc_keys_total): one
+        scan of the index, reused while no write happens (scrapes are periodic)."""
+        revision, count = self._key_count
+        if revision != self._rev:
+            response = self._read(lambda view: view.range(_EVERY_KEY_COUNT))
+            revision, count = self._key_count = (response.revision, response.result.count)
+        return count
 
     def watcher_counts(self) -> tuple[int, int]:
         """(live watchers, unsynced watchers)."""

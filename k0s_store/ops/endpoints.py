@@ -16,7 +16,8 @@ import json
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from k0s_store.ops.health import check_health
 from k0s_store.ops.metrics import OpsCounters, StoreCollector, registry
@@ -50,7 +51,8 @@ class OpsEndpoints:
         """The response to `method target` (target: path and query)."""
         url = urlsplit(target)
         if url.path == "/metrics":
-            return HttpResponse(200, (("Content-Type", CONTENT_TYPE_LATEST),), self.metrics())
+            # etcd's content type: every Prometheus, old ones included, reads it.
+            return HttpResponse(200, (("Content-Type", CONTENT_TYPE_PLAIN_0_0_4),), self.metrics())
         if url.path == "/health":
             if method != "GET":
                 return HttpResponse(

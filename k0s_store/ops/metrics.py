@@ -31,6 +31,8 @@ from prometheus_client.utils import floatToGoString
 from k0s_store.api.rpc_stats import GRPC_TYPES, RpcStats
 from k0s_store.counters import Count, Histogram
 
+WATCH_PATH = "/etcdserverpb.Watch/Watch"
+
 
 class OpsCounters:
     """Counters of the operations endpoints themselves (health checks)."""
@@ -133,6 +135,16 @@ class StoreCollector(Collector):
             "etcd_debugging_mvcc_compact_revision",
             "The revision of the last compaction in store.",
             store.compact_revision,
+        )
+        yield _gauge(
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            self._rpc.open_streams(WATCH_PATH),
+        )
+        yield _counter(
+            "etcd_debugging_server_lease_expired_total",
+            "The total number of expired leases.",
+            stats.leases_expired.value,
         )
         watchers, unsynced = store.watcher_counts()
         yield _gauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", watchers)

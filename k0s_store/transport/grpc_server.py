@@ -96,9 +96,15 @@ def _parse(method: Method, request: bytes, limit: int, context: grpc.ServicerCon
     return parse(method.request_type, request) if method.request_type else request
 
 
-def _status_code(context: grpc.ServicerContext, exc: BaseException | None) -> int:
-    """The gRPC code an RPC ended with, for `RpcStats.finished`."""
+def _status_code(
+    context: grpc.ServicerContext, exc: BaseException | None, stream: bool = True
+) -> int:
+    """The gRPC code an RPC ended with, for `RpcStats.finished`. A stream that
+    ends because its client went away is Canceled, as etcd's handlers return
+    the context's error; a unary handler that returned is OK, as in grpc-go."""
     if exc is None:
+        if stream and not context.is_active():
+            return grpc.StatusCode.CANCELLED.value[0]
         return grpc.StatusCode.OK.value[0]
     code = context.code()
     if code is not None:
@@ -188,7 +194,7 @@ def _handler(
                 failure = e
                 raise
             finally:
-                code = _status_code(context, failure)
+                code = _status_code(context, failure, stream=False)
                 stats.finished(method, code, started, request, response, error)
 
         return grpc.unary_unary_rpc_method_handler(unary, response_serializer=_serializer(method))

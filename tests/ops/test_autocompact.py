@@ -7,11 +7,20 @@ from harness.processes import subject_kind
 from harness.rpc import Client
 from ops_helpers import scrape, start_with_metrics, value
 
+from k0s_store.mvcc import Store
 from k0s_store.mvcc.types import PutRequest
 from k0s_store.ops.autocompact import AutoCompactor, parse_retention
 from k0s_store.proto import rpc_pb2 as pb
 
 WAIT_S = 5.0
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh in-process Store (fsync off, 1 s minimum lease TTL), closed at teardown."""
+    opened = Store(tmp_path / "data", fsync=False, min_lease_ttl=1, lease_check_interval=0.05)
+    yield opened
+    opened.close()
 
 
 def _wait_for(condition, timeout: float = WAIT_S) -> None:

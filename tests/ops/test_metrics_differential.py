@@ -6,6 +6,8 @@ export must be one etcd exports with the same type, and /health must answer
 the same status and body in every state, NOSPACE alarm included.
 """
 
+import time
+
 import pytest
 from harness.processes import subject_kind
 from harness.rpc import Client, RpcFailure
@@ -136,6 +138,7 @@ def test_our_metrics_are_etcds_with_the_same_types_and_buckets(both):
         assert name in our_types or name.removesuffix("_total") in our_types, name
     etcd_samples, _ = scrape(etcd_url)
     our_samples, _ = scrape(our_url)
+    assert get(our_url, "/metrics").content_type == get(etcd_url, "/metrics").content_type
     for histogram in (
         "etcd_disk_backend_commit_duration_seconds",
         "etcd_disk_wal_fsync_duration_seconds",
@@ -218,3 +221,37 @@ def _recover(client: Client) -> None:
             action=pb.AlarmRequest.DEACTIVATE, memberID=alarm.memberID, alarm=alarm.alarm
         )
         assert not isinstance(client.call("Maintenance", "Alarm", disarm), RpcFailure)
+
+
+def _watch_and_cancel(client: Client) -> None:
+    """Open a Watch stream, get its created response, then cancel the call."""
+    request = pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"w"))
+    call = client.stubs["Watch"].Watch(iter([request]), timeout=10)
+    assert next(call).created
+    call.cancel()
+
+
+@pytest.mark.etcd
+def test_a_cancelled_watch_stream_is_counted_as_on_etcd(both):
+    labels = dict(grpc_method="Watch", grpc_service="etcdserverpb.Watch", grpc_type="bidi_stream")
+    before = [scrape(url)[0] for _, url, _ in both]
+    for _, _, client in both:
+        _watch_and_cancel(client)
+    deadline = time.monotonic() + 5.0
+    while True:  # the server side ends the stream asynchronously
+        after = [scrape(url)[0] for _, url, _ in both]
+        handled = [
+            value(a, "grpc_server_handled_total", grpc_code="Canceled", **labels)
+            - value(b, "grpc_server_handled_total", grpc_code="Canceled", **labels)
+            for a, b in zip(after, before, strict=True)
+        ]
+        if handled == [1, 1] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert handled == [1, 1]
+    started = [
+        value(a, "grpc_server_started_total", **labels)
+        - value(b, "grpc_server_started_total", **labels)
+        for a, b in zip(after, before, strict=True)
+    ]
+    assert started == [1, 1]

@@ -4,13 +4,16 @@ TLS handshake with a client certificate)."""
 
 import ssl
 import threading
+import time
 import urllib.request
 
 import pytest
 from harness.ports import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
+from k0s_store.api.methods import Method, Shape
 from k0s_store.api.rpc_stats import RpcStats
+from k0s_store.mvcc import Store
 from k0s_store.mvcc.types import DeleteRangeRequest, PutRequest, RangeRequest
 from k0s_store.ops.endpoints import OpsEndpoints
 from k0s_store.ops.health import check_health
@@ -18,6 +21,14 @@ from k0s_store.ops.http_listener import MetricsListeners
 from k0s_store.transport.listeners import TLSFiles
 
 N = 40
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh in-process Store (fsync off, 1 s minimum lease TTL), closed at teardown."""
+    opened = Store(tmp_path / "data", fsync=False, min_lease_ttl=1, lease_check_interval=0.05)
+    yield opened
+    opened.close()
 
 
 def _samples(endpoints: OpsEndpoints) -> dict[str, float]:
@@ -108,3 +119,40 @@ def test_metrics_urls_are_checked_as_etcd_checks_them(endpoints):
         MetricsListeners(f"https://127.0.0.1:{free_port()}", TLSFiles(), endpoints.handle)
     with pytest.raises(ValueError, match="scheme"):
         MetricsListeners(f"ftp://127.0.0.1:{free_port()}", TLSFiles(), endpoints.handle)
+
+
+def test_every_metrics_url_serves(endpoints):
+    ports = [free_port(), free_port()]
+    urls = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+    listeners = MetricsListeners(urls, TLSFiles(), endpoints.handle)
+    try:
+        assert [address for _, address in listeners.addresses] == [
+            f"127.0.0.1:{port}" for port in ports
+        ]
+        for port in ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                assert b"etcd_server_has_leader 1.0" in r.read()
+    finally:
+        listeners.close()
+
+
+def test_expired_leases_are_counted(store, endpoints):
+    grant = store.lease_grant(1)
+    store.put(PutRequest(b"leased", b"v", lease=grant.id))
+    deadline = time.monotonic() + 5
+    while _samples(endpoints)["etcd_debugging_server_lease_expired_total"] < 1:
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.05)
+    assert _samples(endpoints)["etcd_debugging_mvcc_keys_total"] == 0
+
+
+def test_open_watch_streams_are_the_watch_rpcs_not_yet_finished(store):
+    watch = Method("etcdserverpb.Watch", "Watch", Shape.SESSION, handler=None)
+    rpc_stats = RpcStats()
+    rpc_stats.serve({watch.path: watch})
+    endpoints = OpsEndpoints(store, rpc_stats, version="3.4.31", fsync=False)
+    first, _ = rpc_stats.started(watch), rpc_stats.started(watch)
+    assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 2
+    rpc_stats.finished(watch, 1, first)  # Canceled
+    assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 1
