@@ -94,7 +94,10 @@ class Controller:
         self.started = time.time()
         self.children: list[Child] = []
         self.datastore = DatastoreProbe(datastore_client(config, paths))
-        self._stop = threading.Event()
+        # stop() runs in signal handlers: it only sets this flag (an Event's lock
+        # is not reentrant, and a second signal during Event.set deadlocks).
+        self._stop_requested = False
+        self._stop = threading.Event()  # set by the main loop, for the other threads
         self._restart_requests: dict[str, str] = {}
         self._lock = threading.Lock()
         self._last_tick = time.monotonic()
@@ -199,6 +202,7 @@ class Controller:
             threading.Thread(target=self._monitor, name="k0s-node-monitor", daemon=True).start()
             self._supervise()
         finally:
+            self._stop.set()
             for child in reversed(self.children):
                 child.stop()
             if http is not None:
@@ -210,8 +214,8 @@ class Controller:
         return 0
 
     def stop(self) -> None:
-        """Ask the launcher to stop (safe from a signal handler)."""
-        self._stop.set()
+        """Ask the launcher to stop (safe from a signal handler, any number of times)."""
+        self._stop_requested = True
 
     def request_restart(self, name: str, why: str) -> None:
         """Ask the main loop to restart component ``name`` (any thread)."""
@@ -219,7 +223,7 @@ class Controller:
             self._restart_requests[name] = why
 
     def _supervise(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop_requested:
             now = time.monotonic()
             self._last_tick = now
             for index, child in enumerate(self.children):
@@ -234,7 +238,7 @@ class Controller:
                 if child.name in requests and child.proc is not None:
                     child.restart(requests[child.name])
             self._announce()
-            self._stop.wait(LOOP_INTERVAL_S)
+            time.sleep(LOOP_INTERVAL_S)
 
     def _announce(self) -> None:
         """Say how to reach what became healthy for the first time."""
