@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from k0s_node.config import ConfigError, load_config
-from k0s_node.etcd_cluster import JoinError
+from k0s_node.etcd_cluster import EtcdError
 from k0s_node.lock import AlreadyRunning
 from k0s_node.paths import NodePaths, default_data_dir
 from k0s_node.status import NotRunning, fetch_status, render
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except (ConfigError, PkiError, AlreadyRunning, NotRunning, JoinError) as exc:
+    except (ConfigError, PkiError, AlreadyRunning, NotRunning, EtcdError) as exc:
         print(f"k0s-node: error: {exc}", file=sys.stderr)
         return 1
 

@@ -38,7 +38,7 @@ from k0s_node.components import (
 from k0s_node.config import NodeConfig
 from k0s_node.endpoints import serve_endpoints
 from k0s_node.etcd_cluster import (
-    JoinError,
+    EtcdError,
     check_join_pki,
     etcd_argv,
     has_data,
@@ -169,7 +169,7 @@ class Controller:
     def _etcd_argv(self) -> list[str]:
         binary = find_binary("etcd", self.bin_dir, self.paths)
         if binary is None:
-            raise JoinError("storage.type etcd: no etcd binary in --bin-dir, D/bin or PATH")
+            raise EtcdError("storage.type etcd: no etcd binary in --bin-dir, D/bin or PATH")
         if self.join_url and not has_data(self.paths):
             initial = join(self.config, self.datastore.client, self.join_url)
         else:
@@ -181,7 +181,7 @@ class Controller:
     def run(self) -> int:
         """Run until :meth:`stop`; returns the exit status."""
         if self.join_url and self.config.spec.storage.type != "etcd":
-            raise JoinError("--join needs spec.storage.type etcd")
+            raise EtcdError("--join needs spec.storage.type etcd")
         lock = DataDirLock(self.paths.lock_file)
         http = None
         try:
@@ -191,9 +191,12 @@ class Controller:
                 log.info("pki: %s", line)
             self.children = [Child(spec) for spec in self._components()]
             if self.missing_binaries == ["kube-apiserver"]:
+                alone = "running the datastore alone"
+                if self.config.spec.storage.type == "external":
+                    alone = "only watching the external datastore"
                 _output(
                     "store-only: kube-apiserver not found in --bin-dir, "
-                    f"{self.paths.bin_dir} or PATH; running the datastore alone"
+                    f"{self.paths.bin_dir} or PATH; {alone}"
                 )
             elif self.missing_binaries:
                 _output(f"not found (skipped): {', '.join(self.missing_binaries)}")
