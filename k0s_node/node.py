@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from k0s_node import pki
@@ -35,7 +36,7 @@ from k0s_node.components import (
     scheduler_argv,
     store_argv,
 )
-from k0s_node.config import NodeConfig
+from k0s_node.config import ConfigError, NodeConfig
 from k0s_node.endpoints import serve_endpoints
 from k0s_node.etcd_cluster import (
     EtcdError,
@@ -189,6 +190,7 @@ class Controller:
                 check_join_pki(self.paths)
             for line in pki.ensure_pki(self.paths.pki, self.config):
                 log.info("pki: %s", line)
+            http = self._serve_endpoints()
             self.children = [Child(spec) for spec in self._components()]
             if self.missing_binaries == ["kube-apiserver"]:
                 alone = "running the datastore alone"
@@ -200,7 +202,6 @@ class Controller:
                 )
             elif self.missing_binaries:
                 _output(f"not found (skipped): {', '.join(self.missing_binaries)}")
-            http = serve_endpoints(self.config.spec.node.health_port, self.status, self._alive)
             self._write_state(http.server_address[1])
             threading.Thread(target=self._monitor, name="k0s-node-monitor", daemon=True).start()
             self._supervise()
@@ -215,6 +216,15 @@ class Controller:
             lock.release()
         log.info("all components stopped")
         return 0
+
+    def _serve_endpoints(self) -> ThreadingHTTPServer:
+        port = self.config.spec.node.health_port
+        try:
+            return serve_endpoints(port, self.status, self._alive)
+        except OSError as exc:
+            raise ConfigError(
+                f"spec.node.healthPort: cannot listen on 127.0.0.1:{port}: {exc.strerror}"
+            ) from None
 
     def stop(self) -> None:
         """Ask the launcher to stop (safe from a signal handler, any number of times)."""

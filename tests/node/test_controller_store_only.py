@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 
@@ -102,6 +103,25 @@ def test_store_only_lifecycle(launchers):
     assert node.terminate() == 0
     assert not _pid_alive(new_pid)
     assert not (node.data_dir / "run" / "k0s-node.json").exists()
+    gone = subprocess.run(base, capture_output=True, text=True, timeout=30)
+    assert (gone.returncode, gone.stderr) == (
+        1,
+        f"k0s-node: error: k0s-node is not running on {node.data_dir}\n",
+    )
+
+
+def test_health_port_in_use_is_one_line(launchers):
+    node = launchers()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", node.health_port))
+        busy.listen()
+        done = subprocess.run(node.argv(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.endswith(
+        f"k0s-node: error: spec.node.healthPort: cannot listen on 127.0.0.1:{node.health_port}: "
+        "Address already in use\n"
+    )
+    assert not (node.data_dir / "store").exists()  # no component was started
 
 
 def test_restart_keeps_pki_and_data(launchers):
