@@ -124,13 +124,17 @@ def test_health_port_in_use_is_one_line(launchers):
     assert not (node.data_dir / "store").exists()  # no component was started
 
 
-def test_restart_keeps_pki_and_data(launchers):
+def test_crash_then_restart_keeps_pki_and_data(launchers):
     node = launchers().start()
     node.wait_line("k0s-store ready")
     pki = node.data_dir / "pki"
     serials = {p: _serial(pki / p) for p in ("ca.crt", "etcd/server.crt", "apiserver.crt")}
     assert node.etcdctl("put", "k", "v").returncode == 0
-    assert node.terminate() == 0
+    # The launcher SIGKILLed: the kernel stops its children and drops its lock.
+    store_pid = node.component("store")["pid"]
+    node.proc.kill()
+    node.proc.wait()
+    node.wait_for(lambda: not _pid_alive(store_pid), "store gone with its launcher", 30)
 
     again = node.start()
     again.wait_line("k0s-store ready")
