@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except (ConfigError, PkiError, AlreadyRunning, NotRunning, EtcdError) as exc:
+    except (ConfigError, PkiError, AlreadyRunning, NotRunning, EtcdError, PermissionError) as exc:
         print(f"k0s-node: error: {exc}", file=sys.stderr)
         return 1
 
