@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from k0s_node.config import ConfigError, load_config
-from k0s_node.etcd_cluster import JoinError
+from k0s_node.etcd_cluster import EtcdError
 from k0s_node.lock import AlreadyRunning
 from k0s_node.paths import NodePaths, default_data_dir
 from k0s_node.status import NotRunning, fetch_status, render
@@ -32,28 +32,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except (ConfigError, PkiError, AlreadyRunning, NotRunning, JoinError) as exc:
+    except (ConfigError, PkiError, AlreadyRunning, NotRunning, EtcdError, PermissionError) as exc:
         print(f"k0s-node: error: {exc}", file=sys.stderr)
         return 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="k0s-node", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="k0s-node", description="Bring up a control-plane node on k0s-store and k0s-pki."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument(
         "--data-dir", type=Path, help=f"the node's data directory (default: {default_data_dir()})"
     )
 
-    p = sub.add_parser(
-        "controller", parents=[data_dir], help="run the datastore and the control plane"
-    )
+    what = "run the PKI, the datastore and the control plane, supervised"
+    p = sub.add_parser("controller", parents=[data_dir], help=what, description=what)
     p.add_argument("--config", type=Path, help="ClusterConfig YAML (default: built-in defaults)")
     p.add_argument(
         "--bin-dir",
         type=Path,
         help="where to look first for kube-apiserver, kube-controller-manager, kube-scheduler "
-        "(then D/bin, then PATH)",
+        "and etcd (then D/bin, then PATH)",
     )
     p.add_argument(
         "--join",
@@ -63,8 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_controller)
 
-    p = sub.add_parser("status", parents=[data_dir], help="what the running launcher reports")
-    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    what = "components, health, datastore and certificates, from the running launcher"
+    p = sub.add_parser("status", parents=[data_dir], help=what, description=what)
+    p.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="output format"
+    )
     p.set_defaults(run=_status)
     return parser
 

@@ -218,7 +218,7 @@ class PkiSpec:
 
 
 @dataclass(frozen=True)
-class ComponentSpec:
+class ExtraArgsSpec:
     """A Kubernetes component with no settings but its extra flags."""
 
     extra_args: dict[str, str] = field(
@@ -244,10 +244,10 @@ class Spec:
     network: NetworkSpec = field(default_factory=NetworkSpec, metadata=_key("network"))
     storage: StorageSpec = field(default_factory=StorageSpec, metadata=_key("storage"))
     pki: PkiSpec = field(default_factory=PkiSpec, metadata=_key("pki"))
-    controller_manager: ComponentSpec = field(
-        default_factory=ComponentSpec, metadata=_key("controllerManager")
+    controller_manager: ExtraArgsSpec = field(
+        default_factory=ExtraArgsSpec, metadata=_key("controllerManager")
     )
-    scheduler: ComponentSpec = field(default_factory=ComponentSpec, metadata=_key("scheduler"))
+    scheduler: ExtraArgsSpec = field(default_factory=ExtraArgsSpec, metadata=_key("scheduler"))
     node: NodeSpec = field(default_factory=NodeSpec, metadata=_key("node"))
 
 

@@ -37,8 +37,8 @@ SHARED_CA_FILES = ("ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key
                    "etcd/ca.crt", "etcd/ca.key", "sa.key", "sa.pub")  # fmt: skip
 
 
-class JoinError(RuntimeError):
-    """The node cannot join the cluster (one line for the operator)."""
+class EtcdError(RuntimeError):
+    """The etcd member cannot be set up: no binary, or it cannot join (one line)."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,11 @@ def check_join_pki(paths: NodePaths) -> None:
     """Refuse to join without the cluster's CAs (a fresh CA would be a different cluster).
 
     Raises:
-        JoinError: a shared CA file is missing.
+        EtcdError: a shared CA file is missing.
     """
     missing = [name for name in SHARED_CA_FILES if not (paths.pki.pki_dir / name).exists()]
     if missing:
-        raise JoinError(
+        raise EtcdError(
             f"--join needs the cluster's CAs in {paths.pki.pki_dir} (missing {missing[0]}): "
             f"copy {', '.join(SHARED_CA_FILES)} from a controller first"
         )
@@ -91,7 +91,7 @@ def join(config: NodeConfig, client: EtcdClient, url: str) -> InitialCluster:
     never started) is reused.
 
     Raises:
-        JoinError: the cluster cannot be reached or refuses the member.
+        EtcdError: the cluster cannot be reached or refuses the member.
     """
     mine, name = peer_url(config), config.spec.node.name
     credentials = grpc.ssl_channel_credentials(
@@ -116,13 +116,13 @@ def join(config: NodeConfig, client: EtcdClient, url: str) -> InitialCluster:
                 break
             except grpc.RpcError as exc:
                 if time.monotonic() > deadline:
-                    raise JoinError(f"cannot join through {url}: {exc.details()}") from None
+                    raise EtcdError(f"cannot join through {url}: {exc.details()}") from None
                 time.sleep(1.0)
     pairs = []
     for member in members:
         member_name = name if mine in member.peerURLs else member.name
         if not member_name:
-            raise JoinError(f"member {member.peerURLs[0]} was added but never started")
+            raise EtcdError(f"member {member.peerURLs[0]} was added but never started")
         pairs += [f"{member_name}={u}" for u in member.peerURLs]
     return InitialCluster(",".join(pairs), "existing")
 

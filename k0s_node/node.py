@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from k0s_node import pki
@@ -35,10 +36,10 @@ from k0s_node.components import (
     scheduler_argv,
     store_argv,
 )
-from k0s_node.config import NodeConfig
+from k0s_node.config import ConfigError, NodeConfig
 from k0s_node.endpoints import serve_endpoints
 from k0s_node.etcd_cluster import (
-    JoinError,
+    EtcdError,
     check_join_pki,
     etcd_argv,
     has_data,
@@ -94,7 +95,10 @@ class Controller:
         self.started = time.time()
         self.children: list[Child] = []
         self.datastore = DatastoreProbe(datastore_client(config, paths))
-        self._stop = threading.Event()
+        # stop() runs in signal handlers: it only sets this flag (an Event's lock
+        # is not reentrant, and a second signal during Event.set deadlocks).
+        self._stop_requested = False
+        self._stop = threading.Event()  # set by the main loop, for the other threads
         self._restart_requests: dict[str, str] = {}
         self._lock = threading.Lock()
         self._last_tick = time.monotonic()
@@ -166,7 +170,7 @@ class Controller:
     def _etcd_argv(self) -> list[str]:
         binary = find_binary("etcd", self.bin_dir, self.paths)
         if binary is None:
-            raise JoinError("storage.type etcd: no etcd binary in --bin-dir, D/bin or PATH")
+            raise EtcdError("storage.type etcd: no etcd binary in --bin-dir, D/bin or PATH")
         if self.join_url and not has_data(self.paths):
             initial = join(self.config, self.datastore.client, self.join_url)
         else:
@@ -178,7 +182,7 @@ class Controller:
     def run(self) -> int:
         """Run until :meth:`stop`; returns the exit status."""
         if self.join_url and self.config.spec.storage.type != "etcd":
-            raise JoinError("--join needs spec.storage.type etcd")
+            raise EtcdError("--join needs spec.storage.type etcd")
         lock = DataDirLock(self.paths.lock_file)
         http = None
         try:
@@ -186,19 +190,23 @@ class Controller:
                 check_join_pki(self.paths)
             for line in pki.ensure_pki(self.paths.pki, self.config):
                 log.info("pki: %s", line)
+            http = self._serve_endpoints()
             self.children = [Child(spec) for spec in self._components()]
             if self.missing_binaries == ["kube-apiserver"]:
+                alone = "running the datastore alone"
+                if self.config.spec.storage.type == "external":
+                    alone = "only watching the external datastore"
                 _output(
                     "store-only: kube-apiserver not found in --bin-dir, "
-                    f"{self.paths.bin_dir} or PATH; running the datastore alone"
+                    f"{self.paths.bin_dir} or PATH; {alone}"
                 )
             elif self.missing_binaries:
                 _output(f"not found (skipped): {', '.join(self.missing_binaries)}")
-            http = serve_endpoints(self.config.spec.node.health_port, self.status, self._alive)
             self._write_state(http.server_address[1])
             threading.Thread(target=self._monitor, name="k0s-node-monitor", daemon=True).start()
             self._supervise()
         finally:
+            self._stop.set()
             for child in reversed(self.children):
                 child.stop()
             if http is not None:
@@ -209,9 +217,18 @@ class Controller:
         log.info("all components stopped")
         return 0
 
+    def _serve_endpoints(self) -> ThreadingHTTPServer:
+        port = self.config.spec.node.health_port
+        try:
+            return serve_endpoints(port, self.status, self._alive)
+        except OSError as exc:
+            raise ConfigError(
+                f"spec.node.healthPort: cannot listen on 127.0.0.1:{port}: {exc.strerror}"
+            ) from None
+
     def stop(self) -> None:
-        """Ask the launcher to stop (safe from a signal handler)."""
-        self._stop.set()
+        """Ask the launcher to stop (safe from a signal handler, any number of times)."""
+        self._stop_requested = True
 
     def request_restart(self, name: str, why: str) -> None:
         """Ask the main loop to restart component ``name`` (any thread)."""
@@ -219,7 +236,7 @@ class Controller:
             self._restart_requests[name] = why
 
     def _supervise(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop_requested:
             now = time.monotonic()
             self._last_tick = now
             for index, child in enumerate(self.children):
@@ -234,7 +251,7 @@ class Controller:
                 if child.name in requests and child.proc is not None:
                     child.restart(requests[child.name])
             self._announce()
-            self._stop.wait(LOOP_INTERVAL_S)
+            time.sleep(LOOP_INTERVAL_S)
 
     def _announce(self) -> None:
         """Say how to reach what became healthy for the first time."""

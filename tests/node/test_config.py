@@ -1,7 +1,10 @@
 """The ClusterConfig-style YAML: defaults, every key read, bad input refused with its path."""
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 
 import pytest
@@ -90,3 +93,22 @@ def test_cli_refuses_a_bad_file_in_one_line(tmp_path):
     assert done.stderr.startswith("k0s-node: error: spec.network.podCIDR: invalid CIDR")
     assert done.stderr.count("\n") == 1
     assert not (tmp_path / "d").exists()  # nothing created before the config is good
+
+
+def test_unwritable_data_dir_is_one_line(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user")
+    base = tempfile.mkdtemp()  # root's, 0700 -> 0755: readable, not writable by nobody
+    os.chmod(base, 0o755)
+    try:
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "k0s_node", "controller", f"--data-dir={base}/node"],
+            capture_output=True, text=True, timeout=60, cwd=base,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(base)
+    assert done.returncode == 1
+    assert done.stderr == (f"k0s-node: error: [Errno 13] Permission denied: '{base}/node'\n"), (
+        done.stderr
+    )

@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 
@@ -102,18 +103,44 @@ def test_store_only_lifecycle(launchers):
     assert node.terminate() == 0
     assert not _pid_alive(new_pid)
     assert not (node.data_dir / "run" / "k0s-node.json").exists()
+    gone = subprocess.run(base, capture_output=True, text=True, timeout=30)
+    assert (gone.returncode, gone.stderr) == (
+        1,
+        f"k0s-node: error: k0s-node is not running on {node.data_dir}\n",
+    )
 
 
-def test_restart_keeps_pki_and_data(launchers):
+def test_health_port_in_use_is_one_line(launchers):
+    node = launchers()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", node.health_port))
+        busy.listen()
+        done = subprocess.run(node.argv(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.endswith(
+        f"k0s-node: error: spec.node.healthPort: cannot listen on 127.0.0.1:{node.health_port}: "
+        "Address already in use\n"
+    )
+    assert not (node.data_dir / "store").exists()  # no component was started
+
+
+def test_crash_then_restart_keeps_pki_and_data(launchers):
     node = launchers().start()
     node.wait_line("k0s-store ready")
     pki = node.data_dir / "pki"
     serials = {p: _serial(pki / p) for p in ("ca.crt", "etcd/server.crt", "apiserver.crt")}
     assert node.etcdctl("put", "k", "v").returncode == 0
-    assert node.terminate() == 0
+    # The launcher SIGKILLed: the kernel stops its children and drops its lock.
+    store_pid = node.component("store")["pid"]
+    node.proc.kill()
+    node.proc.wait()
+    node.wait_for(lambda: not _pid_alive(store_pid), "store gone with its launcher", 30)
 
     again = node.start()
     again.wait_line("k0s-store ready")
     assert {p: _serial(pki / p) for p in serials} == serials
     assert node.etcdctl("get", "k", "--print-value-only").stdout.strip() == "v"
-    assert node.terminate() == 0
+    # An impatient operator: Ctrl-C and SIGTERM in a burst still stop it cleanly.
+    for signum in (signal.SIGINT, signal.SIGTERM) * 5:
+        node.proc.send_signal(signum)
+    assert node.proc.wait(60) == 0

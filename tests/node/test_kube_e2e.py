@@ -3,7 +3,9 @@
 Driven with the python `kubernetes` client through the admin kubeconfig the
 launcher wrote: readiness, namespace, configmaps, a CRD and custom objects,
 a paginated list, a live watch; the store SIGKILLed and restarted by the
-launcher with every object intact; SIGTERM exits 0. kube-controller-manager
+launcher with every object intact; SIGTERM exits 0; then `k0s-store migrate`
+moves the store into a real etcd and a node on `storage.type: external`
+serves every object from there. kube-controller-manager
 and kube-scheduler are stand-in scripts that record their arguments, which
 are checked, and whose kubeconfigs are proved to authenticate.
 """
@@ -11,10 +13,13 @@ are checked, and whose kubeconfigs are proved to authenticate.
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
+from harness.processes import ServerProcess
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from launcher import KUBE_APISERVER
@@ -85,7 +90,7 @@ def _retry(action, what: str, timeout: float = 30.0):
             time.sleep(0.3)
 
 
-def test_control_plane_end_to_end(launchers):
+def test_control_plane_end_to_end(launchers, servers, tls_files):
     node = launchers()
     _install_bin_dir(node.bin_dir)
     node.start()
@@ -190,3 +195,35 @@ def test_control_plane_end_to_end(launchers):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+    # Outgrowing one machine: `k0s-store migrate` copies the store into a real
+    # etcd (mutual TLS), and a node on `storage.type: external` serves every object.
+    etcd = servers("etcd", tls=tls_files).wait_ready()
+    source = ServerProcess("ours", node.workdir / "migrate-source")
+    source.data_dir = node.data_dir / "store"  # the launcher's store, served plainly
+    try:
+        source.start().wait_ready()
+        tls = [f"--to-cacert={tls_files.ca}", f"--to-cert={tls_files.client_cert}",
+               f"--to-key={tls_files.client_key}"]  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "k0s_store", "migrate", f"--from={source.url}",
+             f"--to={etcd.url}", "--quiet", *tls],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        source.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("copied and verified ")
+    external = {"endpoints": [etcd.url], "caFile": str(tls_files.ca),
+                "clientCertFile": str(tls_files.client_cert),
+                "clientKeyFile": str(tls_files.client_key)}  # fmt: skip
+    moved = launchers({"storage": {"type": "external", "external": external}}, name="moved")
+    (moved.bin_dir / "kube-apiserver").symlink_to(KUBE_APISERVER)
+    moved.start().wait_line("kube-apiserver ready", timeout=90)
+    api2 = config.new_client_from_config(config_file=str(moved.data_dir / "admin.conf"))
+    core2, custom2 = client.CoreV1Api(api2), client.CustomObjectsApi(api2)
+    listed = core2.list_namespaced_config_map(NS)
+    assert sorted(cm.metadata.name for cm in listed.items) == sorted([*names, "after-restart"])
+    widgets = custom2.list_namespaced_custom_object("example.com", "v1", NS, "widgets")
+    assert sorted(w["metadata"]["name"] for w in widgets["items"]) == ["alpha", "beta", "gamma"]
+    assert moved.terminate() == 0
