@@ -20,6 +20,7 @@ from k0s_store.api.settings import (
     DEFAULT_PROGRESS_NOTIFY_INTERVAL,
     Settings,
 )
+from k0s_store.snapshot import commands as snapshot_commands
 from k0s_store.transport.listeners import TLSFiles, parse_listen_urls
 
 log = logging.getLogger("k0s_store")
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     bool_flag("client-cert-auth", "require client certificates signed by the trusted CA")
     for name in IGNORED_FLAGS:
         flag(name, nargs="?", const="", default=None, help=argparse.SUPPRESS)
+    snapshot_commands.add_commands(commands)
     return parser
 
 
@@ -183,4 +185,4 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return 2
+    return snapshot_commands.run(args)

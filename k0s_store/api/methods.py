@@ -89,7 +89,7 @@ def build_services(store, settings: Settings) -> Services:
 
 
 def method_table(s: Services) -> dict[str, Method]:
-    """Every method of `s`, by path. Not served (UNIMPLEMENTED): Auth, Maintenance.Snapshot."""
+    """Every method of `s`, by path. Not served (UNIMPLEMENTED): Auth."""
     kv, lease = "etcdserverpb.KV", "etcdserverpb.Lease"
     m, c = "etcdserverpb.Maintenance", "etcdserverpb.Cluster"
     unary = Shape.UNARY
@@ -146,6 +146,14 @@ def method_table(s: Services) -> dict[str, Method]:
             pb.DefragmentResponse,
         ),
         Method(m, "Hash", unary, s.maintenance.hash, pb.HashRequest, pb.HashResponse),
+        Method(
+            m,
+            "Snapshot",
+            Shape.SERVER_STREAM,
+            s.maintenance.snapshot,
+            pb.SnapshotRequest,
+            pb.SnapshotResponse,
+        ),
         Method(m, "HashKV", unary, s.maintenance.hash_kv, pb.HashKVRequest, pb.HashKVResponse),
         Method(
             m,
