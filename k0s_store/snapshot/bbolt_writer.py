@@ -79,8 +79,10 @@ class BoltWriter:
 
     # -- planning ------------------------------------------------------------
 
-    def _fits(self, used: int, count: int, extra: int) -> bool:
-        return count == 0 or (used + extra <= self.page_size and count < fmt.MAX_ELEMENTS)
+    def _fits(self, used: int, count: int, extra: int, at_least: int = 1) -> bool:
+        """Whether an element of `extra` bytes joins a page holding `count` in `used`
+        bytes; a page takes `at_least` elements whatever their size (it overflows)."""
+        return count < at_least or (used + extra <= self.page_size and count < fmt.MAX_ELEMENTS)
 
     def _plan_leaves(self, bucket: _Bucket) -> None:
         """Size the bucket's leaves (first key and page span of each), or inline it."""
@@ -111,7 +113,8 @@ class BoltWriter:
             used = fmt.ELEMENT_SIZE
             for key, child in children:
                 extra = fmt.ELEMENT_SIZE + len(key)
-                if not self._fits(used, len(level[-1]), extra):
+                # Two children at least, as bbolt's nodes: each level then shrinks.
+                if not self._fits(used, len(level[-1]), extra, at_least=2):
                     level.append([])
                     used = fmt.ELEMENT_SIZE
                 level[-1].append((key, child))
