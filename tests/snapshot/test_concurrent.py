@@ -67,3 +67,19 @@ def test_snapshot_under_concurrent_writes_is_one_revision(servers, tmp_path):
     at_rev = call(client, "Maintenance", "HashKV", pb.HashKVRequest(revision=snapshot_rev))
     assert checksum == at_rev.hash
     client.close()
+
+
+def test_an_abandoned_snapshot_releases_its_read_transaction(servers):
+    """A client that goes away mid-stream must not leave the read transaction
+    open: defragmentation waits for every reader, so it would hang."""
+    server = servers("ours").wait_ready()
+    client = Client(server.channel())
+    for i in range(40):
+        call(client, "KV", "Put", pb.PutRequest(key=b"/fill/%02d" % i, value=b"f" * 20_000))
+    stream = client.stubs["Maintenance"].Snapshot(pb.SnapshotRequest(), timeout=60)
+    first = next(stream)
+    assert first.remaining_bytes > 0
+    stream.cancel()
+    call(client, "Maintenance", "Defragment", pb.DefragmentRequest())
+    call(client, "KV", "Put", pb.PutRequest(key=b"/after", value=b"1"))
+    client.close()
