@@ -26,6 +26,7 @@ from k0s_store.ops import logs
 from k0s_store.ops.autocompact import MODES as AUTO_COMPACTION_MODES
 from k0s_store.ops.autocompact import parse_retention
 from k0s_store.ops.config_file import ConfigError, apply_config_file
+from k0s_store.snapshot import commands as snapshot_commands
 from k0s_store.transport.listeners import TLSFiles, parse_listen_urls
 
 log = logging.getLogger("k0s_store")
@@ -158,6 +159,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     for name in IGNORED_FLAGS:
         flag(name, nargs="?", const="", default=None, help=argparse.SUPPRESS)
     migrate.add_parser(commands)
+    snapshot_commands.add_commands(commands)
     return parser
 
 
@@ -293,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
         return migrate.run(args)
+    if args.command != "serve":
+        return snapshot_commands.run(args)
     try:
         args = parse_serve_args(argv)
     except ConfigError as exc:

@@ -98,7 +98,7 @@ def build_services(store, settings: Settings) -> Services:
 
 
 def method_table(s: Services) -> dict[str, Method]:
-    """Every method of `s`, by path. Not served (UNIMPLEMENTED): Maintenance.Snapshot."""
+    """Every method of `s`, by path."""
     kv, lease = "etcdserverpb.KV", "etcdserverpb.Lease"
     m, c = "etcdserverpb.Maintenance", "etcdserverpb.Cluster"
     unary = Shape.UNARY
@@ -190,6 +190,15 @@ def method_table(s: Services) -> dict[str, Method]:
             s.maintenance.hash_kv,
             pb.HashKVRequest,
             pb.HashKVResponse,
+            wants_caller=True,
+        ),
+        Method(
+            m,
+            "Snapshot",
+            Shape.SERVER_STREAM,
+            s.maintenance.snapshot,
+            pb.SnapshotRequest,
+            pb.SnapshotResponse,
             wants_caller=True,
         ),
         Method(

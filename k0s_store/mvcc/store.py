@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from k0s_store.backend import Backend
 from k0s_store.errors import (
@@ -348,6 +348,14 @@ class Store:
     def defragment(self) -> None:
         """Rewrite the data file compactly (writes wait; reads go on)."""
         self._writer.call(self._backend.defragment, exclusive=True)
+
+    @contextlib.contextmanager
+    def read_view(self) -> Iterator[ReadView]:
+        """A read transaction on the last committed state, held for a long read
+        (a snapshot): writes go on; map growth and defragmentation wait for it."""
+        rev = self._rev
+        with self._backend.read() as txn:
+            yield ReadView(txn, self._backend.dbs, rev, self._compact_rev)
 
     def hash_kv(self, revision: int) -> tuple[int, int, int]:
         """etcd's HashKV at `revision` (0: current): (hash, compact revision, header
