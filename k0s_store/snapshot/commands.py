@@ -120,7 +120,7 @@ def _report(summary: RestoreSummary, data_dir: str) -> None:
         f" {summary.leases} leases, into {data_dir}"
     )
     for bucket in summary.skipped:
-        print(f"note: bucket {bucket!r} not imported (etcd membership, or auth not kept here)")
+        print(f"note: etcd bucket {bucket!r} not imported (no counterpart in this k0s-store)")
 
 
 def _save(args: argparse.Namespace) -> None:

@@ -44,6 +44,8 @@ from k0s_store.snapshot.export import AUTH_BUCKETS
 BATCH_ITEMS = 20_000  # items per LMDB write transaction (bounds the dirty pages held)
 _MIN_MAP_SIZE = 8 * 1024**3
 _AUTH_ENABLED = b"enabled"
+# etcd's membership: a k0s-store is one new member with its own ids.
+_MEMBERSHIP_BUCKETS = (b"members", b"members_removed", b"cluster")
 
 
 class RestoreSummary(NamedTuple):
@@ -53,7 +55,7 @@ class RestoreSummary(NamedTuple):
     compact_revision: int  # -1: never compacted
     revisions: int  # entries of the `key` bucket
     leases: int
-    skipped: tuple[str, ...]  # buckets left out (see the module docstring)
+    skipped: tuple[str, ...]  # buckets with data this store does not keep (auth, unknown)
 
 
 def restore(bolt: BoltFile, data_dir: str | os.PathLike) -> RestoreSummary:
@@ -116,6 +118,8 @@ class _Importer:
             self._alarms.append(_parse(rpc_pb2.AlarmMember, key, "alarm").alarm)
         elif bucket.decode(errors="replace") in AUTH_BUCKETS:
             self._add_auth(bucket.decode(), key, value)
+        elif bucket in _MEMBERSHIP_BUCKETS:
+            return
         else:
             self._skipped.add(bucket.decode(errors="replace"))
             return
@@ -158,9 +162,10 @@ class _Importer:
         if db is not None:
             self._txn.put(key, value, db=db)
             return
-        if name == "auth" and key == _AUTH_ENABLED and value == b"\x01":
+        if name != "auth":
+            self._skipped.add(name)  # users or roles dropped
+        elif key == _AUTH_ENABLED and value == b"\x01":
             self._auth_enabled = True
-        self._skipped.add(name)
 
     def _flush_index(self) -> None:
         txn, db = self._txn, self._dbs.index

@@ -70,7 +70,7 @@ def test_every_bucket_lands_where_it_belongs(tmp_path):
         4,
         2,
     )
-    assert summary.skipped == ("auth", "authUsers", "members")
+    assert summary.skipped == ("authUsers",)  # membership and auth settings go by design
     store = Store(tmp_path / "data")
     try:
         assert (store.revision, store.compact_revision) == (6, 2)

@@ -102,6 +102,7 @@ def test_etcd_to_ours_by_snapshot_and_by_data_dir(servers, prepared, tmp_path):
     restored_run = k0s_store("snapshot", "restore", snapshot, "--data-dir", from_snapshot.data_dir)
     assert restored_run.returncode == 0, restored_run.stderr
     assert f", compacted at {compact_rev}: " in restored_run.stdout
+    assert "note:" not in restored_run.stdout  # nothing of etcd's left behind
     imported = k0s_store(
         "import", "--etcd-data-dir", etcd.data_dir, "--data-dir", from_dir.data_dir
     )
