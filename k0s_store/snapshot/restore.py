@@ -64,6 +64,8 @@ def restore(bolt: BoltFile, data_dir: str | os.PathLike) -> RestoreSummary:
     target = Path(data_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise SnapshotError(f"data dir {target} exists and is not empty")
+    if not {b"key", b"meta"} <= set(bolt.buckets()):
+        raise SnapshotError("not an etcd snapshot: no `key` or `meta` bucket")
     staging = target.with_name(target.name + ".restoring")
     shutil.rmtree(staging, ignore_errors=True)
     backend = Backend(staging, map_size=max(_MIN_MAP_SIZE, 4 * bolt.size), sync=False)
@@ -103,11 +105,9 @@ class _Importer:
         self._finished = -1
         self._scheduled = -1
         self._auth_enabled = False
-        self._seen: set[bytes] = set()
         self._skipped: set[str] = set()
 
     def add(self, bucket: bytes, key: bytes, value: bytes) -> None:
-        self._seen.add(bucket)
         if bucket == b"key":
             self._add_revision(key, value)
         elif bucket == b"lease":
@@ -182,8 +182,6 @@ class _Importer:
 
     def finish(self) -> RestoreSummary:
         """Write what needs the whole walk (lease attachments, revisions, alarms)."""
-        if b"key" not in self._seen or b"meta" not in self._seen:
-            raise SnapshotError("not an etcd snapshot: no `key` or `meta` bucket")
         if self._auth_enabled:
             raise SnapshotError(
                 "the snapshot has authentication enabled, which this k0s-store does not"

@@ -109,3 +109,17 @@ def test_restore_into_an_existing_empty_dir(tmp_path):
     with BoltFile(tmp_path / "etcd.db") as bolt:
         restore(bolt, tmp_path / "data")
     assert (tmp_path / "data" / "data.mdb").stat().st_mtime >= started - 1
+
+
+def test_an_empty_etcd_restores_to_revision_one(tmp_path):
+    empty = {b"key": [], b"meta": [], b"lease": [], b"members": []}
+    writer = BoltWriter({name: (lambda items=items: iter(items)) for name, items in empty.items()})
+    (tmp_path / "empty.db").write_bytes(b"".join(writer.pages()))
+    with BoltFile(tmp_path / "empty.db") as bolt:
+        summary = restore(bolt, tmp_path / "data")
+    assert (summary.revision, summary.compact_revision, summary.revisions) == (1, -1, 0)
+    store = Store(tmp_path / "data")
+    try:
+        assert (store.revision, store.compact_revision, store.alarms()) == (1, 0, [])
+    finally:
+        store.close()
