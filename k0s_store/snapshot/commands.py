@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         else:
             summary = _restore(Path(args.file), Path(args.data_dir), args.skip_hash_check)
-    except SnapshotError as exc:
+    except (SnapshotError, OSError) as exc:  # OSError: a file system refusal (EACCES, ENOSPC)
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     _report(summary, args.data_dir)
