@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         else:
             summary = _restore(Path(args.file), Path(args.data_dir), args.skip_hash_check)
-    except SnapshotError as exc:
+    except (SnapshotError, OSError) as exc:  # OSError: a file system refusal (EACCES, ENOSPC)
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     _report(summary, args.data_dir)
@@ -120,7 +120,7 @@ def _report(summary: RestoreSummary, data_dir: str) -> None:
         f" {summary.leases} leases, into {data_dir}"
     )
     for bucket in summary.skipped:
-        print(f"note: bucket {bucket!r} not imported (etcd membership: this is a new member)")
+        print(f"note: etcd bucket {bucket!r} not imported (no counterpart in this k0s-store)")
 
 
 def _save(args: argparse.Namespace) -> None:

@@ -40,6 +40,8 @@ from k0s_store.snapshot.export import AUTH_BUCKETS
 
 BATCH_ITEMS = 20_000  # items per LMDB write transaction (bounds the dirty pages held)
 _MIN_MAP_SIZE = 8 * 1024**3
+# etcd's membership: a k0s-store is one new member with its own ids.
+_MEMBERSHIP_BUCKETS = (b"members", b"members_removed", b"cluster")
 
 
 class RestoreSummary(NamedTuple):
@@ -49,7 +51,7 @@ class RestoreSummary(NamedTuple):
     compact_revision: int  # -1: never compacted
     revisions: int  # entries of the `key` bucket
     leases: int
-    skipped: tuple[str, ...]  # buckets left out (see the module docstring)
+    skipped: tuple[str, ...]  # buckets with data this store does not keep (auth, unknown)
 
 
 def restore(bolt: BoltFile, data_dir: str | os.PathLike) -> RestoreSummary:
@@ -58,6 +60,8 @@ def restore(bolt: BoltFile, data_dir: str | os.PathLike) -> RestoreSummary:
     target = Path(data_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise SnapshotError(f"data dir {target} exists and is not empty")
+    if not {b"key", b"meta"} <= set(bolt.buckets()):
+        raise SnapshotError("not an etcd snapshot: no `key` or `meta` bucket")
     staging = target.with_name(target.name + ".restoring")
     shutil.rmtree(staging, ignore_errors=True)
     backend = Backend(staging, map_size=max(_MIN_MAP_SIZE, 4 * bolt.size), sync=False)
@@ -95,11 +99,9 @@ class _Importer:
         self._alarms: list[int] = []
         self._finished = -1
         self._scheduled = -1
-        self._seen: set[bytes] = set()
         self._skipped: set[str] = set()
 
     def add(self, bucket: bytes, key: bytes, value: bytes) -> None:
-        self._seen.add(bucket)
         if bucket == b"key":
             self._add_revision(key, value)
         elif bucket == b"lease":
@@ -110,6 +112,8 @@ class _Importer:
             self._alarms.append(_parse(rpc_pb2.AlarmMember, key, "alarm").alarm)
         elif bucket in AUTH_BUCKETS:
             self._txn.put(key, value, db=getattr(self._dbs, AUTH_BUCKETS[bucket]))
+        elif bucket in _MEMBERSHIP_BUCKETS:
+            return
         else:
             self._skipped.add(bucket.decode(errors="replace"))
             return
@@ -160,8 +164,6 @@ class _Importer:
 
     def finish(self) -> RestoreSummary:
         """Write what needs the whole walk (lease attachments, revisions, alarms)."""
-        if b"key" not in self._seen or b"meta" not in self._seen:
-            raise SnapshotError("not an etcd snapshot: no `key` or `meta` bucket")
         self._flush_index()
         txn, dbs = self._txn, self._dbs
         self._attach_leases()

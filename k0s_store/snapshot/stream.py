@@ -18,19 +18,28 @@ def snapshot_chunks(writer: BoltWriter) -> Iterator[tuple[int, bytes]]:
     """(remaining_bytes, blob) messages of `writer`'s file, the sha256 last."""
     total, sent = writer.size, 0
     digest = hashlib.sha256()
-    pending = bytearray()
+    pieces: list[bytes] = []
+    held = 0
     for page in writer.pages():
-        pending += page
-        while len(pending) >= CHUNK_SIZE:
-            blob = bytes(pending[:CHUNK_SIZE])
-            del pending[:CHUNK_SIZE]
+        pieces.append(page)
+        held += len(page)
+        if held < CHUNK_SIZE:
+            continue
+        data = b"".join(pieces)
+        view = memoryview(data)
+        whole = held - held % CHUNK_SIZE
+        for start in range(0, whole, CHUNK_SIZE):
+            blob = bytes(view[start : start + CHUNK_SIZE])
             digest.update(blob)
-            sent += len(blob)
+            sent += CHUNK_SIZE
             yield total - sent, blob
-    if pending:
-        digest.update(pending)
-        sent += len(pending)
-        yield total - sent, bytes(pending)
+        pieces = [data[whole:]] if whole < held else []
+        held -= whole
+    if held:
+        blob = b"".join(pieces)
+        digest.update(blob)
+        sent += held
+        yield total - sent, blob
     if sent != total:
         raise RuntimeError(f"snapshot wrote {sent} bytes, planned {total}")
     yield 0, digest.digest()

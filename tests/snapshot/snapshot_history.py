@@ -4,8 +4,8 @@ server's state to compare two servers by.
 The history (`write_history`) has versions, deletes and recreations (key
 generations), a txn with several sub-revisions, leases with and without
 keys, a revoked lease, keys longer than LMDB's key limit, a value spanning
-bbolt overflow pages, enough entries for two branch levels in the `key`
-bucket, and a physical compaction in the middle.
+bbolt overflow pages, enough entries for a `key` bucket of many leaves under
+a branch page, and a physical compaction in the middle.
 """
 
 from harness.normalise import render
@@ -139,14 +139,20 @@ def _events_since(client: Client, start: int, until: int) -> str:
         stream.close()
 
 
-def assert_same_state(reference: Client, subject: Client, compact_rev: int) -> None:
-    """Both servers show the same history, leases and hashes."""
+def assert_same_state(reference: Client, subjects: list[Client], compact_rev: int) -> None:
+    """Every subject shows the reference's history, leases and hashes."""
     ref_state = dump(reference, compact_rev)
-    sub_state = dump(subject, compact_rev)
-    for name, text in ref_state.items():
-        assert sub_state[name] == text, (
-            f"{name}\n--- source:\n{text}\n--- restored:\n{sub_state[name]}"
-        )
+    for subject in subjects:
+        sub_state = dump(subject, compact_rev)
+        for name, text in ref_state.items():
+            assert sub_state[name] == text, (
+                f"{name}\n--- source:\n{text}\n--- restored:\n{sub_state[name]}"
+            )
+    for subject in subjects:
+        _assert_same_leases(reference, subject)
+
+
+def _assert_same_leases(reference: Client, subject: Client) -> None:
     ref_ttl, sub_ttl = remaining_ttls(reference), remaining_ttls(subject)
     assert ref_ttl.keys() == sub_ttl.keys()
     # A move keeps a lease's remaining time (give or take the seconds between the

@@ -2,8 +2,8 @@
 
 - ours -> `etcdctl snapshot save` -> `etcdctl snapshot status/restore` -> a
   real etcd on the restored dir: the same keys, history, leases, HashKV.
-- etcd -> `k0s-store snapshot save` -> `k0s-store snapshot restore` -> ours:
-  the same; and `k0s-store import --etcd-data-dir` of a stopped etcd.
+- etcd -> `k0s-store snapshot save` -> `k0s-store snapshot restore` -> ours,
+  and `k0s-store import --etcd-data-dir` of the stopped etcd -> ours: the same.
 After each move, the same requests go to the source and to the restored
 server, and their answers agree (differential).
 """
@@ -12,7 +12,7 @@ import json
 import subprocess
 
 import pytest
-from harness.differential import Pair, assert_same
+from harness.differential import Pair
 from harness.etcdctl import Etcdctl
 from harness.rpc import Client
 from snapshot_history import (
@@ -80,55 +80,44 @@ def test_ours_to_etcd(servers, prepared, tmp_path):
     etcd.start().wait_ready()
     restored = Client(etcd.channel())
     try:
-        assert_same_state(source, restored, compact_rev)
+        assert_same_state(source, [restored], compact_rev)
         continue_both(source, restored, compact_rev)
     finally:
         restored.close()
         source.close()
 
 
-def test_etcd_to_ours(servers, prepared, tmp_path):
-    etcd = servers("etcd").wait_ready()
-    source = Client(etcd.channel())
-    compact_rev = write_history(source)
-    snapshot = tmp_path / "etcd.db"
-    saved = k0s_store("snapshot", "save", snapshot, "--endpoints", etcd.url)
-    assert saved.returncode == 0, saved.stderr
-    ours = prepared("ours", "restored-ours")
-    restored_run = k0s_store("snapshot", "restore", snapshot, "--data-dir", ours.data_dir)
-    assert restored_run.returncode == 0, restored_run.stderr
-    assert "restored revision" in restored_run.stdout
-    ours.start().wait_ready()
-    restored = Client(ours.channel())
-    try:
-        assert_same_state(source, restored, compact_rev)
-        continue_both(source, restored, compact_rev)
-    finally:
-        restored.close()
-        source.close()
-
-
-def test_import_stopped_etcd_data_dir(servers, prepared):
+def test_etcd_to_ours_by_snapshot_and_by_data_dir(servers, prepared, tmp_path):
+    """One etcd history moved twice: `k0s-store snapshot save` of the running
+    etcd then `snapshot restore`, and `import` of its stopped data dir."""
     etcd = servers("etcd").wait_ready()
     source = Client(etcd.channel())
     compact_rev = write_history(source)
     source.close()
+    snapshot = tmp_path / "etcd.db"
+    saved = k0s_store("snapshot", "save", snapshot, "--endpoints", etcd.url)
+    assert saved.returncode == 0, saved.stderr
     etcd.stop()
-    ours = prepared("ours", "imported")
-    imported = k0s_store("import", "--etcd-data-dir", etcd.data_dir, "--data-dir", ours.data_dir)
+    from_snapshot, from_dir = prepared("ours", "from-snapshot"), prepared("ours", "from-dir")
+    restored_run = k0s_store("snapshot", "restore", snapshot, "--data-dir", from_snapshot.data_dir)
+    assert restored_run.returncode == 0, restored_run.stderr
+    assert f", compacted at {compact_rev}: " in restored_run.stdout
+    assert "note:" not in restored_run.stdout  # nothing of etcd's left behind
+    imported = k0s_store(
+        "import", "--etcd-data-dir", etcd.data_dir, "--data-dir", from_dir.data_dir
+    )
     assert imported.returncode == 0, imported.stderr
-    etcd.start().wait_ready()
-    ours.start().wait_ready()
-    source, restored = Client(etcd.channel()), Client(ours.channel())
+    for server in (etcd, from_snapshot, from_dir):
+        server.start()
+    for server in (etcd, from_snapshot, from_dir):
+        server.wait_ready()
+    clients = [Client(server.channel()) for server in (etcd, from_snapshot, from_dir)]
     try:
-        assert_same_state(source, restored, compact_rev)
-        assert_same(
-            source.call("KV", "Put", pb.PutRequest(key=b"/after-import", value=b"1")),
-            restored.call("KV", "Put", pb.PutRequest(key=b"/after-import", value=b"1")),
-        )
+        assert_same_state(clients[0], clients[1:], compact_rev)
+        continue_both(clients[0], clients[1], compact_rev)
     finally:
-        restored.close()
-        source.close()
+        for client in clients:
+            client.close()
 
 
 def test_import_refuses_a_running_etcd(etcd_server, tmp_path):
