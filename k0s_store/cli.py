@@ -28,6 +28,7 @@ log = logging.getLogger("k0s_store")
 DEFAULT_QUOTA_BYTES = 2 * 1024**3  # etcd's default backend quota
 UNLIMITED_QUOTA_BYTES = 1 << 62  # a negative --quota-backend-bytes disables the quota
 SHUTDOWN_GRACE_SECONDS = 2.0
+SIGNAL_CHECK_SECONDS = 0.5
 
 # Peer and cluster bootstrap flags of etcd: meaningless for one member.
 IGNORED_FLAGS = (
@@ -175,7 +176,10 @@ def serve(args: argparse.Namespace) -> int:
     log.info(
         "ready to serve client requests (member %x, cluster %x)", store.member_id, store.cluster_id
     )
-    stop.wait()
+    # Wake up now and then: a SIGTERM the kernel hands to another thread only
+    # runs its handler once the main thread executes Python code again.
+    while not stop.wait(SIGNAL_CHECK_SECONDS):
+        pass
     log.info("received a stop signal, shutting down")
     bound.server.stop(SHUTDOWN_GRACE_SECONDS).wait()
     store.close()
