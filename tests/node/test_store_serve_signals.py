@@ -17,11 +17,9 @@ from harness.ports import free_port
 
 _SYS_TGKILL = 234  # x86_64's number of tgkill(2): send a signal to one thread
 
-
-@pytest.fixture(autouse=True)
-def _x86_64_only():
-    if platform.machine() != "x86_64":
-        pytest.skip("tgkill syscall number known for x86_64 only")
+pytestmark = pytest.mark.skipif(
+    platform.machine() != "x86_64", reason="tgkill's syscall number is known for x86_64 only"
+)
 
 
 def _tgkill(pid: int, tid: int, signum: int) -> None:
