@@ -16,8 +16,6 @@ from pathlib import Path
 from k0s_node.config import NodeConfig
 from k0s_node.paths import NodePaths
 
-KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-
 
 @dataclass(frozen=True)
 class EtcdClient:

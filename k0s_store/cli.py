@@ -34,6 +34,7 @@ log = logging.getLogger("k0s_store")
 DEFAULT_QUOTA_BYTES = 2 * 1024**3  # etcd's default backend quota
 UNLIMITED_QUOTA_BYTES = 1 << 62  # a negative --quota-backend-bytes disables the quota
 SHUTDOWN_GRACE_SECONDS = 2.0
+SIGNAL_CHECK_SECONDS = 0.5
 
 # Flags of etcd that mean nothing for one member on LMDB (peers, raft, WAL,
 # discovery, proxy, v2), or that we do not implement (--metrics extensive):
@@ -238,7 +239,10 @@ def serve(args: argparse.Namespace) -> int:
     log.info(
         "ready to serve client requests (member %x, cluster %x)", store.member_id, store.cluster_id
     )
-    stop.wait()
+    # Wake up now and then: a SIGTERM the kernel hands to another thread only
+    # runs its handler once the main thread executes Python code again.
+    while not stop.wait(SIGNAL_CHECK_SECONDS):
+        pass
     log.info("received a stop signal, shutting down")
     if compactor is not None:
         compactor.stop()

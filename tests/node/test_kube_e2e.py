@@ -12,6 +12,7 @@ are checked, and whose kubeconfigs are proved to authenticate.
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -195,6 +196,8 @@ def test_control_plane_end_to_end(launchers, servers, tls_files):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    stops = re.findall(r"k0s_node: (\S+) stopped \(", node.stderr_path.read_text())
+    assert stops == ["kube-scheduler", "kube-controller-manager", "kube-apiserver", "store"]
 
     # Outgrowing one machine: `k0s-store migrate` copies the store into a real
     # etcd (mutual TLS), and a node on `storage.type: external` serves every object.

@@ -1,8 +1,6 @@
 """``k0s-pki`` as a first-time user types it: global flags anywhere, per-command help."""
 
 import argparse
-import subprocess
-import sys
 
 import pytest
 
@@ -21,15 +19,16 @@ COMMANDS = [
 INIT_ONLY = ("--ca-validity", "--konnectivity", "--dry-run")
 
 
+def _subparser(command: list[str]) -> argparse.ArgumentParser:
+    parser = _parser()
+    for name in command:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser
+
+
 def _help(command: list[str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "k0s_pki.cli", *command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return _subparser(command).format_help()
 
 
 def test_pki_dir_before_or_after_the_subcommand(tmp_path, capsys):
@@ -55,11 +54,7 @@ def test_kubeconfig_dir_before_the_subcommand(tmp_path):
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_every_flag_has_a_help_line(command):
-    parser = _parser()
-    for name in command:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parser = sub.choices[name]
-    for action in parser._actions:
+    for action in _subparser(command)._actions:
         assert action.help, (
             f"{' '.join(command)}: {action.option_strings or action.dest} has no help"
         )
