@@ -6,6 +6,11 @@ behaviour. Import them from here only::
 
     from k0s_store.core import codec
 
+`lmdb` is the LMDB binding: ours (src_ext/lmdb.pyx, over liblmdb) with the
+compiled core, py-lmdb with the twins. LMDB forbids opening one environment
+twice in a process, so a process uses one of them only; both read and write
+the same file format.
+
 `K0S_STORE_PURE=1` forces the twins (the test suite runs once each way).
 Without it a missing compiled build is an error, not a silent slowdown.
 """
@@ -15,14 +20,16 @@ import os
 PURE = os.environ.get("K0S_STORE_PURE", "") not in ("", "0")
 
 if PURE:
+    import lmdb
+
     from k0s_store.pure import codec, crc, fanout, gate, revindex
 else:
     try:
-        from k0s_store._ext import codec, crc, fanout, gate, revindex
+        from k0s_store._ext import codec, crc, fanout, gate, lmdb, revindex
     except ImportError as exc:  # pragma: no cover - depends on the build
         raise ImportError(
             "k0s_store's compiled core is not built: run `pip install -e .` "
             "(or set K0S_STORE_PURE=1 to use the pure-Python twin)"
         ) from exc
 
-__all__ = ["PURE", "codec", "crc", "fanout", "gate", "revindex"]
+__all__ = ["PURE", "codec", "crc", "fanout", "gate", "lmdb", "revindex"]

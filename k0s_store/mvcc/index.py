@@ -20,9 +20,7 @@ starting with it): k < P.. iff k <= P when len(k) <= len(P).
 
 from collections.abc import Iterable, Iterator
 
-import lmdb
-
-from k0s_store.core import revindex
+from k0s_store.core import lmdb, revindex
 
 SHORT_KEY_MAX = 480
 GROUP_MARK = b"\x00"

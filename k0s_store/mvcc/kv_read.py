@@ -5,10 +5,8 @@ the write side (kv_write.WriteTxn) is one too, so a txn's reads see its own
 earlier writes.
 """
 
-import lmdb
-
 from k0s_store.backend import Databases
-from k0s_store.core import codec, revindex
+from k0s_store.core import codec, lmdb, revindex
 from k0s_store.errors import CompactedError, FutureRevisionError
 from k0s_store.mvcc import index, key_index
 from k0s_store.mvcc.types import (

@@ -9,10 +9,8 @@ the commit are queued in `after_commit`.
 
 from collections.abc import Callable
 
-import lmdb
-
 from k0s_store.backend import Databases
-from k0s_store.core import codec
+from k0s_store.core import codec, lmdb
 from k0s_store.errors import KeyNotFoundError, NoSpaceError
 from k0s_store.mvcc import index, key_index, meta
 from k0s_store.mvcc.kv_read import ReadView
