@@ -27,6 +27,7 @@ from cpython.bytes cimport (
 )
 from cpython.buffer cimport PyBUF_READ
 from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport PyObject
 from libc.errno cimport EACCES, EAGAIN, EINVAL, ENOMEM, ENOSPC
 from libc.string cimport strlen
@@ -211,6 +212,9 @@ _ERRORS = {
     ENOSPC: DiskError,
 }
 
+# The name of Transaction.handle()'s capsule (checked by its users).
+cdef const char* TXN_CAPSULE = b"k0s_store._ext.lmdb.MDB_txn"
+
 _CLOSED = "Attempt to operate on closed/deleted/dropped object."
 
 
@@ -297,7 +301,7 @@ cdef class _Database:
     """A named (or the main) DB of an environment: LMDB's MDB_dbi."""
 
     cdef readonly Environment env
-    cdef MDB_dbi dbi
+    cdef readonly MDB_dbi dbi  # for the compiled storage path (lmdb_kv.pyx)
     cdef unsigned int db_flags
 
     def flags(self, *args):
@@ -711,6 +715,13 @@ cdef class Transaction(_Node):
             self.commit()
         else:
             self.abort()
+
+    def handle(self):
+        """The MDB_txn* as a capsule named TXN_CAPSULE, for the compiled
+        storage path of this package (lmdb_kv.pyx); valid until the
+        transaction ends, which the caller must not let happen meanwhile."""
+        self._check()
+        return PyCapsule_New(self.txn, TXN_CAPSULE, NULL)
 
     def id(self):
         """LMDB's transaction id."""
