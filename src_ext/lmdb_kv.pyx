@@ -1,9 +1,12 @@
 # cython: language_level=3
-"""Key-index reads straight through LMDB's C API (twin: k0s_store/pure/lmdb_kv.py).
+"""The key index and the key DB straight through LMDB's C API (twin:
+k0s_store/pure/lmdb_kv.py).
 
-The hot reads of the store: a key's revision records from the `index` DB
+The hot paths of the store: a key's revision records from the `index` DB
 (short keys, and long keys inside their group), the stored KeyValue live at
-a revision, and range scans over [key, end). Transactions come from our
+a revision, range scans over [key, end), and the two writes of a revision
+(a new version of a key, a tombstone): the KeyValue under its revision key
+and one more record in the key's index entry. Transactions come from our
 binding (lmdb.pyx, Transaction.handle()); nothing here takes py-lmdb's.
 
 A range scan walks the index with an LMDB cursor and reads each live
@@ -18,16 +21,17 @@ k0s_store/mvcc/key_index.py (records).
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.stdint cimport uint8_t, uint64_t
-from libc.stdlib cimport free, realloc
-from libc.string cimport memcmp
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy
 
 from lmdb_capi cimport *
 from revrecords cimport *
 
+from k0s_store._ext.codec import decode_kv, encode_kv
 from k0s_store._ext.lmdb import _ERRORS, Error
 
-__all__ = ["get_live", "index_records", "range_live"]
+__all__ = ["get_live", "index_records", "put_revision", "range_live", "tombstone"]
 
 cdef enum:
     SHORT_KEY_MAX = GROUP_KEY_BYTES - 1
@@ -300,3 +304,203 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
     finally:
         mdb_cursor_close(s.cursor)
         free(s.found)
+
+
+# -- writes ----------------------------------------------------------------
+
+
+cdef inline void store_be32(uint8_t* p, uint32_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 24)
+    p[1] = <uint8_t>(v >> 16)
+    p[2] = <uint8_t>(v >> 8)
+    p[3] = <uint8_t>v
+
+
+cdef inline void write_record(uint8_t* w, uint64_t main, uint64_t sub, bint tomb) noexcept nogil:
+    store_be64(w, main)
+    store_be64(w + 8, sub)
+    w[16] = FLAG_TOMBSTONE if tomb else 0
+
+
+cdef int append_record(MDB_txn* txn, MDB_dbi index_dbi, const uint8_t* key, size_t key_len,
+                       uint64_t main, uint64_t sub, bint tomb) noexcept nogil:
+    """Add one record to the key's index entry (creating it): 0 or an LMDB error.
+
+    What LMDB returns is only valid until the next write, so the new value is
+    built in a buffer of our own before it is put.
+    """
+    cdef MDB_val k, v, group
+    cdef uint8_t group_key[GROUP_KEY_BYTES]
+    cdef uint8_t* buf
+    cdef const uint8_t* p
+    cdef size_t pos = 0, out = 0, n, m, entry
+    cdef bint placed = False
+    cdef int rc
+    if key_len <= SHORT_KEY_MAX:
+        k.mv_data = <void*>key
+        k.mv_size = key_len
+        rc = mdb_get(txn, index_dbi, &k, &v)
+        if rc == MDB_NOTFOUND:
+            v.mv_size = 0
+        elif rc:
+            return rc
+        buf = <uint8_t*>malloc(v.mv_size + REC_SIZE)
+        if buf == NULL:
+            return MDB_PANIC
+        if v.mv_size:
+            memcpy(buf, v.mv_data, v.mv_size)
+        write_record(buf + v.mv_size, main, sub, tomb)
+        v.mv_data = buf
+        v.mv_size += REC_SIZE
+        rc = mdb_put(txn, index_dbi, &k, &v, 0)
+        free(buf)
+        return rc
+    # A long key: rewrite its group with the key's entry grown (or added), in key order.
+    memcpy(group_key, key, SHORT_KEY_MAX)
+    group_key[SHORT_KEY_MAX] = 0
+    k.mv_data = group_key
+    k.mv_size = GROUP_KEY_BYTES
+    rc = mdb_get(txn, index_dbi, &k, &group)
+    if rc == MDB_NOTFOUND:
+        group.mv_size = 0
+    elif rc:
+        return rc
+    buf = <uint8_t*>malloc(group.mv_size + 8 + key_len + REC_SIZE)
+    if buf == NULL:
+        return MDB_PANIC
+    p = <const uint8_t*>group.mv_data
+    while pos < group.mv_size:
+        if pos + 4 > group.mv_size:
+            free(buf)
+            return MDB_CORRUPTED
+        n = load_be32(p + pos)
+        if pos + 8 + n > group.mv_size:
+            free(buf)
+            return MDB_CORRUPTED
+        m = load_be32(p + pos + 4 + n)
+        entry = 8 + n + m
+        if pos + entry > group.mv_size:
+            free(buf)
+            return MDB_CORRUPTED
+        if not placed and compare(p + pos + 4, n, key, key_len) >= 0:
+            placed = True
+            if n == key_len and memcmp(p + pos + 4, key, n) == 0:
+                # The key's own entry: its records plus one.
+                memcpy(buf + out, p + pos, 4 + n)
+                store_be32(buf + out + 4 + n, <uint32_t>(m + REC_SIZE))
+                memcpy(buf + out + 8 + n, p + pos + 8 + n, m)
+                write_record(buf + out + entry, main, sub, tomb)
+                out += entry + REC_SIZE
+                pos += entry
+                continue
+            out += new_entry(buf + out, key, key_len, main, sub, tomb)
+        memcpy(buf + out, p + pos, entry)
+        out += entry
+        pos += entry
+    if not placed:
+        out += new_entry(buf + out, key, key_len, main, sub, tomb)
+    v.mv_data = buf
+    v.mv_size = out
+    rc = mdb_put(txn, index_dbi, &k, &v, 0)
+    free(buf)
+    return rc
+
+
+cdef size_t new_entry(uint8_t* w, const uint8_t* key, size_t key_len, uint64_t main,
+                      uint64_t sub, bint tomb) noexcept nogil:
+    """A group entry holding one record; returns its size."""
+    store_be32(w, <uint32_t>key_len)
+    memcpy(w + 4, key, key_len)
+    store_be32(w + 4 + key_len, REC_SIZE)
+    write_record(w + 8 + key_len, main, sub, tomb)
+    return 8 + key_len + REC_SIZE
+
+
+cdef int put_kv(MDB_txn* txn, MDB_dbi key_dbi, uint64_t main, uint64_t sub, bint tomb,
+                bytes kv) except -1:
+    """The KeyValue under its revision key, appended (revisions only grow)."""
+    cdef uint8_t rev_key[REV_KEY_LEN + 1]
+    cdef MDB_val k, v
+    store_be64(rev_key, main)
+    rev_key[8] = REV_SEP
+    store_be64(rev_key + 9, sub)
+    rev_key[REV_KEY_LEN] = REV_TOMBSTONE
+    k.mv_data = rev_key
+    k.mv_size = REV_KEY_LEN + (1 if tomb else 0)
+    v.mv_data = PyBytes_AS_STRING(kv)
+    v.mv_size = PyBytes_GET_SIZE(kv)
+    rc = mdb_put(txn, key_dbi, &k, &v, MDB_APPEND)
+    if rc and rc != MDB_KEYEXIST:  # KEYEXIST: out of order, refused (as py-lmdb's put)
+        fail("mdb_put", rc)
+    return 0
+
+
+cdef object latest_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, bytes key):
+    """The stored KeyValue of the key's newest record unless it is a
+    tombstone (or the key is not indexed): None."""
+    cdef MDB_val records, kv, k
+    cdef uint8_t rev_key[REV_KEY_LEN]
+    cdef const uint8_t* last
+    cdef int rc = find_records(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                               PyBytes_GET_SIZE(key), &records)
+    if rc == MDB_NOTFOUND or (rc == 0 and records.mv_size == 0):
+        return None
+    if rc == 0 and records.mv_size % REC_SIZE:
+        rc = MDB_CORRUPTED
+    if rc:
+        fail("index_records", rc)
+    last = <const uint8_t*>records.mv_data + records.mv_size - REC_SIZE
+    if rec_tombstone(last):
+        return None
+    write_rev_key(rev_key, last)
+    k.mv_data = rev_key
+    k.mv_size = REV_KEY_LEN
+    rc = mdb_get(txn, key_dbi, &k, &kv)
+    if rc:
+        fail("mdb_get", rc)
+    return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
+
+
+def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, uint64_t sub,
+                 bint ignore_value=False, bint ignore_lease=False):
+    """Write revision (main, sub) of `key`: a new version (etcd's put).
+
+    Returns (the new KeyValue, the previous one or None, the previous lease
+    or 0), or None, writing nothing, when an ignore flag asks for a value or
+    lease the key does not have (it is not live).
+    """
+    cdef MDB_txn* c_txn = txn_of(txn)
+    create, version, old_lease = main, 1, 0
+    prev = latest_live(c_txn, index_db.dbi, key_db.dbi, key)
+    if prev is not None:
+        _, create, _, version, old_value, old_lease = decode_kv(prev)
+        version += 1
+        if ignore_value:
+            value = old_value
+        if ignore_lease:
+            lease = old_lease
+    elif ignore_value or ignore_lease:
+        return None
+    kv = encode_kv(key, create, main, version, value, lease)
+    put_kv(c_txn, key_db.dbi, main, sub, False, kv)
+    rc = append_record(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                       PyBytes_GET_SIZE(key), main, sub, False)
+    if rc:
+        fail("mdb_put", rc)
+    return kv, prev, old_lease
+
+
+def tombstone(txn, index_db, key_db, bytes key, uint64_t main, uint64_t sub):
+    """Write revision (main, sub) of a live `key` as its deletion; returns
+    its last KeyValue (None, writing nothing, if it is not live)."""
+    cdef MDB_txn* c_txn = txn_of(txn)
+    prev = latest_live(c_txn, index_db.dbi, key_db.dbi, key)
+    if prev is None:
+        return None
+    # etcd stores a tombstone as a KeyValue holding the key only.
+    put_kv(c_txn, key_db.dbi, main, sub, True, encode_kv(key, 0, 0, 0, b"", 0))
+    rc = append_record(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                       PyBytes_GET_SIZE(key), main, sub, True)
+    if rc:
+        fail("mdb_put", rc)
+    return prev

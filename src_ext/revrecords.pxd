@@ -14,6 +14,7 @@ cdef enum:
     FLAG_TOMBSTONE = 1
     REV_KEY_LEN = 17  # codec.rev_key of a live revision: main | "_" | sub
     REV_SEP = 0x5F
+    REV_TOMBSTONE = 0x74  # "t": the 18th byte of a tombstone's revision key
     GROUP_KEY_BYTES = 481  # a long-key group's DB key: 480 bytes of prefix + 0
 
 
