@@ -56,9 +56,17 @@ class Develop(develop):
         super().run()
 
 
+def link_args(stem: str) -> dict:
+    """Per-extension libraries: src_ext/lmdb*.pyx call LMDB's C API."""
+    return {"libraries": ["lmdb"]} if stem.startswith("lmdb") else {}
+
+
 extensions = [
     Extension(
-        f"k0s_store._ext.{pyx.stem}", [str(pyx.relative_to(ROOT))], extra_compile_args=["-O2"]
+        f"k0s_store._ext.{pyx.stem}",
+        [str(pyx.relative_to(ROOT))],
+        extra_compile_args=["-O2"],
+        **link_args(pyx.stem),
     )
     for pyx in sorted((ROOT / "src_ext").glob("*.pyx"))
 ]

@@ -16,7 +16,9 @@ the buffer protocol: no tuple per record on the lookup paths.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint64_t
+
+from revrecords cimport *
 
 __all__ = [
     "GROUP_KEY_LEN",
@@ -30,45 +32,11 @@ __all__ = [
     "live_rev_key",
     "pack",
     "record",
-    "scan_live",
     "unpack",
 ]
 
-cdef enum:
-    REC_SIZE = 17
-    FLAG_TOMBSTONE = 1
-    REV_KEY_LEN = 17  # codec.rev_key of a live revision: main | "_" | sub
-    REV_SEP = 0x5F
-    GROUP_KEY_BYTES = 481  # a long-key group's DB key: 480 bytes of prefix + 0
-
 RECORD_SIZE = REC_SIZE
 GROUP_KEY_LEN = GROUP_KEY_BYTES
-
-
-cdef inline uint64_t load_be64(const uint8_t* p) noexcept nogil:
-    cdef uint64_t v = 0
-    cdef int i
-    for i in range(8):
-        v = (v << 8) | p[i]
-    return v
-
-
-cdef inline void store_be64(uint8_t* p, uint64_t v) noexcept nogil:
-    cdef int i
-    for i in range(8):
-        p[7 - i] = <uint8_t>(v >> (8 * i))
-
-
-cdef inline uint64_t rec_main(const uint8_t* rec) noexcept nogil:
-    return load_be64(rec)
-
-
-cdef inline uint64_t rec_sub(const uint8_t* rec) noexcept nogil:
-    return load_be64(rec + 8)
-
-
-cdef inline bint rec_tombstone(const uint8_t* rec) noexcept nogil:
-    return rec[16] == FLAG_TOMBSTONE
 
 
 cdef inline tuple rec_tuple(const uint8_t* rec):
@@ -85,25 +53,12 @@ cdef const uint8_t* open_records(object records, Py_buffer* view) except NULL:
     return <const uint8_t*>view.buf if view.buf != NULL else <const uint8_t*>b""
 
 
-cdef Py_ssize_t find_live(const uint8_t* p, Py_ssize_t n, uint64_t rev) noexcept nogil:
-    """Index of the record live at `rev`, or -1 (none, or a tombstone)."""
-    cdef Py_ssize_t i = n - 1
-    while i >= 0:
-        if rec_main(p + i * REC_SIZE) <= rev:
-            return -1 if rec_tombstone(p + i * REC_SIZE) else i
-        i -= 1
-    return -1
-
-
 cdef bytes live_rev_key_of(const uint8_t* p, Py_ssize_t n, uint64_t rev):
     cdef Py_ssize_t i = find_live(p, n, rev)
     if i < 0:
         return None
     cdef bytes out = PyBytes_FromStringAndSize(NULL, REV_KEY_LEN)
-    cdef uint8_t* w = <uint8_t*>PyBytes_AS_STRING(out)
-    store_be64(w, rec_main(p + i * REC_SIZE))
-    w[8] = REV_SEP
-    store_be64(w + 9, rec_sub(p + i * REC_SIZE))
+    write_rev_key(<uint8_t*>PyBytes_AS_STRING(out), p + i * REC_SIZE)
     return out
 
 
@@ -233,10 +188,6 @@ def keep(records, uint64_t at_rev) -> set:
         PyBuffer_Release(&view)
 
 
-cdef inline uint32_t load_be32(const uint8_t* p) noexcept nogil:
-    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
-
-
 def decode_group(value) -> list:
     """A long-key group's (full key, records) pairs, sorted by key."""
     cdef Py_buffer view
@@ -271,41 +222,3 @@ def encode_group(entries) -> bytes:
         parts += (len(key).to_bytes(4, "big"), key, len(records).to_bytes(4, "big"), records)
     return b"".join(parts)
 
-
-def scan_live(items, bytes key, bytes end, uint64_t rev, Py_ssize_t limit, bint fetch,
-              txn, key_db) -> tuple:
-    """Walk `index` DB items (db key, value) in key order, from the first that
-    may hold `key`, over the user keys in [key, end) (end b"": no bound).
-
-    Returns (the stored KeyValue, read from `key_db` in `txn`, of each key live
-    at `rev`: at most `limit` of them (0: all), none unless `fetch`; the number
-    of keys live at `rev`).
-    """
-    cdef list found = []
-    cdef Py_ssize_t count = 0
-    cdef Py_buffer view
-    cdef const uint8_t* p
-    cdef bytes rev_key
-    cdef bint bounded = PyBytes_GET_SIZE(end) > 0
-    get = txn.get
-    for db_key, value in items:
-        if len(db_key) == GROUP_KEY_BYTES:
-            pairs = decode_group(value)
-        else:
-            pairs = ((db_key, value),)
-        for user_key, records in pairs:
-            if bounded and user_key >= end:
-                return found, count
-            if user_key < key:
-                continue
-            p = open_records(records, &view)
-            try:
-                rev_key = live_rev_key_of(p, view.len // REC_SIZE, rev)
-            finally:
-                PyBuffer_Release(&view)
-            if rev_key is None:
-                continue
-            count += 1
-            if fetch and (limit == 0 or len(found) < limit):
-                found.append(get(rev_key, None, key_db))
-    return found, count

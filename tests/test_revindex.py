@@ -94,39 +94,3 @@ def test_group_round_trip(revindex):
     value = revindex.encode_group(entries)
     assert value == pure_revindex.encode_group(entries)
     assert revindex.decode_group(value) == entries
-
-
-class FakeTxn:
-    """Just the `get(key, default, db)` a scan fetches values with."""
-
-    def __init__(self, values: dict[bytes, bytes]) -> None:
-        self.values = values
-
-    def get(self, key, default=None, db=None):
-        assert db == "key-db"
-        return self.values.get(key, default)
-
-
-def test_scan_live_bounds_limit_count_and_groups(revindex):
-    rec = pure_revindex.record
-    long_a, long_b = b"m" * 480 + b"a", b"m" * 480 + b"b"
-    group = pure_revindex.encode_group([(long_a, rec(4, 0)), (long_b, rec(5, 0) + rec(6, 0, True))])
-    items = [
-        (b"a", rec(2, 0)),
-        (b"b", rec(3, 0) + rec(7, 0, True)),  # deleted at 7
-        (b"m" * 480 + b"\0", group),
-        (b"z", rec(8, 0)),
-    ]
-    values = {pure_codec.rev_key(m, 0): b"kv%d" % m for m in range(9)}
-    txn = FakeTxn(values)
-
-    def scan(key, end, rev, limit=0, fetch=True):
-        return revindex.scan_live(iter(items), key, end, rev, limit, fetch, txn, "key-db")
-
-    assert scan(b"a", b"", 8) == ([b"kv2", b"kv4", b"kv8"], 3)
-    assert scan(b"a", b"", 5) == ([b"kv2", b"kv3", b"kv4", b"kv5"], 4)
-    assert scan(b"b", b"z", 5) == ([b"kv3", b"kv4", b"kv5"], 3)
-    assert scan(long_b, b"", 5) == ([b"kv5"], 1)
-    assert scan(b"a", b"", 5, limit=2) == ([b"kv2", b"kv3"], 4)
-    assert scan(b"a", b"", 5, fetch=False) == ([], 4)
-    assert scan(b"a", b"b", 8) == ([b"kv2"], 1)

@@ -20,9 +20,8 @@ import os
 import shutil
 from typing import NamedTuple
 
-import lmdb
-
 from k0s_store.backend.gate import ReaderGate
+from k0s_store.core import lmdb
 
 DATA_FILE = "data.mdb"
 _DEFRAG_DIR = "defrag.tmp"

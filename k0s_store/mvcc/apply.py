@@ -17,7 +17,7 @@ from k0s_store.errors import (
     LeaseNotFoundError,
     LeaseTTLTooLargeError,
 )
-from k0s_store.mvcc import index, key_index, meta
+from k0s_store.mvcc import meta
 from k0s_store.mvcc.kv_read import ReadView, end_of
 from k0s_store.mvcc.kv_write import WriteTxn
 from k0s_store.mvcc.lessor import LEASE_ID, LEASE_TTL, MAX_LEASE_TTL, LeaseTable, attached_keys
@@ -160,9 +160,7 @@ def lease_revoke(w: WriteTxn, table: LeaseTable, lease_id: int) -> None:
     if not lease_exists(w, lease_id):
         raise LeaseNotFoundError()
     for key in attached_keys(w.txn, w.dbs.lease_keys, lease_id):
-        records = index.get(w.txn, w.dbs.index, key)
-        if records and not key_index.latest(records)[2]:
-            w.delete(key, records)
+        w.delete(key)
     w.txn.delete(LEASE_ID.pack(lease_id), db=w.dbs.lease)
     w.after_commit.append(lambda: table.remove(lease_id))
 

@@ -27,10 +27,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import bcrypt
-import lmdb
 
 from k0s_store import errors
 from k0s_store.backend import Backend, Databases
+from k0s_store.core import lmdb
 from k0s_store.mvcc.auth_perms import KeyPermissions
 from k0s_store.mvcc.auth_tokens import DEFAULT_TOKEN_TTL, SimpleTokens
 from k0s_store.proto import auth_pb2

@@ -20,9 +20,7 @@ starting with it): k < P.. iff k <= P when len(k) <= len(P).
 
 from collections.abc import Iterable, Iterator
 
-import lmdb
-
-from k0s_store.core import revindex
+from k0s_store.core import lmdb, lmdb_kv, revindex
 
 SHORT_KEY_MAX = 480
 GROUP_MARK = b"\x00"
@@ -41,15 +39,7 @@ def db_key(key: bytes) -> bytes:
 
 def get(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> bytes | None:
     """The records of `key`, or None if it is not in the index."""
-    if len(key) <= SHORT_KEY_MAX:
-        return txn.get(key, db=db)
-    value = txn.get(db_key(key), db=db)
-    if value is None:
-        return None
-    for full_key, records in decode_group(value):
-        if full_key == key:
-            return records
-    return None
+    return lmdb_kv.index_records(txn, db, key)
 
 
 def put(txn: lmdb.Transaction, db: lmdb._Database, key: bytes, records: bytes) -> None:

@@ -5,12 +5,9 @@ the write side (kv_write.WriteTxn) is one too, so a txn's reads see its own
 earlier writes.
 """
 
-import lmdb
-
 from k0s_store.backend import Databases
-from k0s_store.core import codec, revindex
+from k0s_store.core import codec, lmdb, lmdb_kv
 from k0s_store.errors import CompactedError, FutureRevisionError
-from k0s_store.mvcc import index, key_index
 from k0s_store.mvcc.types import (
     CMP_CREATE,
     CMP_LEASE,
@@ -97,23 +94,17 @@ class ReadView:
         `limit` of them (0: all; none unless `fetch`), and how many there are."""
         txn, dbs = self.txn, self.dbs
         if end is None:
-            records = index.get(txn, dbs.index, key)
-            rev_key = records and key_index.live_rev_key(records, rev)
-            if not rev_key:
+            kv = lmdb_kv.get_live(txn, dbs.index, dbs.key, key, rev)
+            if kv is None:
                 return [], 0
-            return ([txn.get(rev_key, db=dbs.key)] if fetch else []), 1
+            return ([kv] if fetch else []), 1
         if end and end <= key:
             return [], 0
-        items = index.items_from(txn, dbs.index, key)
-        return revindex.scan_live(items, key, end, rev, limit, fetch, txn, dbs.key)
+        return lmdb_kv.range_live(txn, dbs.index, dbs.key, key, end, rev, limit, fetch)
 
     def get(self, key: bytes) -> bytes | None:
         """The stored KeyValue of `key` now, or None."""
-        records = index.get(self.txn, self.dbs.index, key)
-        if records is None:
-            return None
-        live = key_index.live_at(records, self.read_rev)
-        return None if live is None else self.txn.get(codec.rev_key(*live), db=self.dbs.key)
+        return lmdb_kv.get_live(self.txn, self.dbs.index, self.dbs.key, key, self.read_rev)
 
     def range(self, req: RangeRequest) -> RangeResult:
         """etcd's applyRange: limit, count, more, sort, filters, keys_only, count_only."""

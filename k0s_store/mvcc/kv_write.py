@@ -9,10 +9,8 @@ the commit are queued in `after_commit`.
 
 from collections.abc import Callable
 
-import lmdb
-
 from k0s_store.backend import Databases
-from k0s_store.core import codec
+from k0s_store.core import codec, lmdb, lmdb_kv
 from k0s_store.errors import KeyNotFoundError, NoSpaceError
 from k0s_store.mvcc import index, key_index, meta
 from k0s_store.mvcc.kv_read import ReadView
@@ -90,24 +88,14 @@ class WriteTxn(ReadView):
         """
         txn, dbs = self.txn, self.dbs
         main, sub = self.rev + 1, len(self.changes)
-        records = index.get(txn, dbs.index, key) or b""
-        prev = None
-        create, version, old_lease = main, 1, 0
-        if records:
-            m, s, tombstone = key_index.latest(records)
-            if not tombstone:
-                prev = txn.get(codec.rev_key(m, s), db=dbs.key)
-                _, create, _, version, old_value, old_lease = codec.decode_kv(prev)
-                version += 1
-                if ignore_value:
-                    value = old_value
-                if ignore_lease:
-                    lease = old_lease
-        if prev is None and (ignore_value or ignore_lease):
+        written = lmdb_kv.put_revision(
+            txn, dbs.index, dbs.key, key, value, lease, main, sub, ignore_value, ignore_lease
+        )
+        if written is None:
             raise KeyNotFoundError()
-        kv = codec.encode_kv(key, create, main, version, value, lease)
-        txn.put(codec.rev_key(main, sub), kv, db=dbs.key, append=True)
-        index.put(txn, dbs.index, key, records + key_index.record(main, sub))
+        kv, prev, old_lease = written
+        if ignore_lease:
+            lease = old_lease
         if old_lease:
             txn.delete(lease_key(old_lease, key), db=dbs.lease_keys)
         if lease:
@@ -116,21 +104,14 @@ class WriteTxn(ReadView):
         self.change_keys.append(key)
         return prev
 
-    def delete(self, key: bytes, records: bytes) -> bytes:
-        """Tombstone a live key whose index records are `records`; returns its last KeyValue."""
+    def delete(self, key: bytes) -> bytes | None:
+        """Tombstone `key` if it is live; returns its last KeyValue (None: not live)."""
         txn, dbs = self.txn, self.dbs
         main, sub = self.rev + 1, len(self.changes)
-        m, s, _ = key_index.latest(records)
-        prev = txn.get(codec.rev_key(m, s), db=dbs.key)
+        prev = lmdb_kv.tombstone(txn, dbs.index, dbs.key, key, main, sub)
+        if prev is None:
+            return None
         lease = codec.decode_kv(prev)[5]
-        # etcd stores a tombstone as a KeyValue holding the key only.
-        txn.put(
-            codec.rev_key(main, sub, True),
-            codec.encode_kv(key, 0, 0, 0, b"", 0),
-            db=dbs.key,
-            append=True,
-        )
-        index.put(txn, dbs.index, key, records + key_index.record(main, sub, True))
         if lease:
             txn.delete(lease_key(lease, key), db=dbs.lease_keys)
         event_kv = codec.encode_kv(key, 0, main, 0, b"", 0)
@@ -141,8 +122,8 @@ class WriteTxn(ReadView):
     def delete_range(self, key: bytes, end: bytes | None) -> list[bytes]:
         """Tombstone every live key in [key, end); returns their last KeyValues."""
         live = [
-            (k, records)
+            k
             for k, records in index.scan(self.txn, self.dbs.index, key, end)
             if not key_index.latest(records)[2]
         ]
-        return [self.delete(k, records) for k, records in live]
+        return [self.delete(k) for k in live]

@@ -29,8 +29,7 @@ import struct
 import threading
 import time
 
-import lmdb
-
+from k0s_store.core import lmdb
 from k0s_store.mvcc.index import SHORT_KEY_MAX
 
 MAX_LEASE_TTL = 9_000_000_000

@@ -13,7 +13,7 @@ Values are 8-byte big-endian unsigned integers unless said otherwise:
 import secrets
 import struct
 
-import lmdb
+from k0s_store.core import lmdb
 
 CURRENT_REV = b"current_rev"
 COMPACT_REV = b"compact_rev"

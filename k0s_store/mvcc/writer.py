@@ -18,9 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import lmdb
-
 from k0s_store.backend import Backend
+from k0s_store.core import lmdb
 from k0s_store.counters import Histogram
 from k0s_store.errors import EtcdError, StoppedError
 from k0s_store.mvcc.kv_write import WriteTxn

@@ -26,7 +26,6 @@ __all__ = [
     "live_rev_key",
     "pack",
     "record",
-    "scan_live",
     "unpack",
 ]
 
@@ -149,31 +148,3 @@ def encode_group(entries: list[tuple[bytes, bytes]]) -> bytes:
     for key, records in entries:
         parts += (_LEN.pack(len(key)), key, _LEN.pack(len(records)), records)
     return b"".join(parts)
-
-
-def scan_live(
-    items, key: bytes, end: bytes, rev: int, limit: int, fetch: bool, txn, key_db
-) -> tuple[list[bytes], int]:
-    """Walk `index` DB items (db key, value) in key order, from the first that
-    may hold `key`, over the user keys in [key, end) (end b"": no bound).
-
-    Returns (the stored KeyValue, read from `key_db` in `txn`, of each key live
-    at `rev`: at most `limit` of them (0: all), none unless `fetch`; the number
-    of keys live at `rev`).
-    """
-    found: list[bytes] = []
-    count = 0
-    for db_key, value in items:
-        pairs = decode_group(value) if len(db_key) == GROUP_KEY_LEN else ((db_key, value),)
-        for user_key, records in pairs:
-            if end and user_key >= end:
-                return found, count
-            if user_key < key:
-                continue
-            rev_key = live_rev_key(records, rev)
-            if rev_key is None:
-                continue
-            count += 1
-            if fetch and (not limit or len(found) < limit):
-                found.append(txn.get(rev_key, None, key_db))
-    return found, count

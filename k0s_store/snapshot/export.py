@@ -30,8 +30,7 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
-import lmdb
-
+from k0s_store.core import lmdb
 from k0s_store.mvcc import meta
 from k0s_store.mvcc.lessor import LEASE_ID, LEASE_TTL
 from k0s_store.proto import lease_pb2, rpc_pb2

@@ -9,9 +9,9 @@ import os
 import shutil
 import subprocess
 
-import lmdb
 import pytest
 
+from k0s_store.core import lmdb
 from k0s_store.mvcc import Store
 from k0s_store.mvcc.types import DeleteRangeRequest, PutRequest, RangeRequest
 

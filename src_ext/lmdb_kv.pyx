@@ -1,0 +1,506 @@
+# cython: language_level=3
+"""The key index and the key DB straight through LMDB's C API (twin:
+k0s_store/pure/lmdb_kv.py).
+
+The hot paths of the store: a key's revision records from the `index` DB
+(short keys, and long keys inside their group), the stored KeyValue live at
+a revision, range scans over [key, end), and the two writes of a revision
+(a new version of a key, a tombstone): the KeyValue under its revision key
+and one more record in the key's index entry. Transactions come from our
+binding (lmdb.pyx, Transaction.handle()); nothing here takes py-lmdb's.
+
+A range scan walks the index with an LMDB cursor and reads each live
+KeyValue from the `key` DB, collecting pointers into the map; only then are
+the values copied into bytes. The first SCAN_WITH_GIL index entries are
+read holding the GIL (a short range would lose more waiting to take it
+back); a longer scan releases it, so long LISTs run beside other requests.
+
+Byte formats: k0s_store/mvcc/index.py (DB keys, long-key groups) and
+k0s_store/mvcc/key_index.py (records).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy
+
+from lmdb_capi cimport *
+from revrecords cimport *
+
+from k0s_store._ext.codec import decode_kv, encode_kv
+from k0s_store._ext.lmdb import _ERRORS, Error
+
+__all__ = ["get_live", "index_records", "put_revision", "range_live", "tombstone"]
+
+cdef enum:
+    SHORT_KEY_MAX = GROUP_KEY_BYTES - 1
+    SCAN_WITH_GIL = 256
+    CORRUPT = -1  # a malformed index value: reported as MDB_CORRUPTED
+
+cdef const char* TXN_CAPSULE = b"k0s_store._ext.lmdb.MDB_txn"
+
+
+cdef MDB_txn* txn_of(txn) except NULL:
+    return <MDB_txn*>PyCapsule_GetPointer(txn.handle(), TXN_CAPSULE)
+
+
+cdef inline int compare(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen) noexcept nogil:
+    """Byte order of a and b (as bytes comparison in Python)."""
+    cdef int c = memcmp(a, b, alen if alen < blen else blen)
+    if c:
+        return c
+    return (alen > blen) - (alen < blen)
+
+
+cdef int fail(what, int rc) except -1:
+    raise _ERRORS.get(rc, Error)(what, rc)
+
+
+# -- one key ---------------------------------------------------------------
+
+
+cdef int find_records(MDB_txn* txn, MDB_dbi index_dbi, const uint8_t* key, size_t key_len,
+                      MDB_val* records) noexcept nogil:
+    """Records of `key` into `records`: 0, MDB_NOTFOUND, or an LMDB error."""
+    cdef MDB_val k, v
+    cdef const uint8_t* p
+    cdef size_t pos = 0, n, m
+    cdef int rc
+    k.mv_data = <void*>key
+    k.mv_size = key_len if key_len <= SHORT_KEY_MAX else GROUP_KEY_BYTES
+    if key_len <= SHORT_KEY_MAX:
+        return mdb_get(txn, index_dbi, &k, records)
+    # A long key: its group's DB key is the first SHORT_KEY_MAX bytes + 0.
+    cdef uint8_t group_key[GROUP_KEY_BYTES]
+    for n in range(SHORT_KEY_MAX):
+        group_key[n] = key[n]
+    group_key[SHORT_KEY_MAX] = 0
+    k.mv_data = group_key
+    rc = mdb_get(txn, index_dbi, &k, &v)
+    if rc:
+        return rc
+    p = <const uint8_t*>v.mv_data
+    while pos < v.mv_size:
+        if pos + 4 > v.mv_size:
+            return MDB_CORRUPTED
+        n = load_be32(p + pos)
+        if pos + 8 + n > v.mv_size:
+            return MDB_CORRUPTED
+        m = load_be32(p + pos + 4 + n)
+        if pos + 8 + n + m > v.mv_size:
+            return MDB_CORRUPTED
+        if n == key_len and memcmp(p + pos + 4, key, n) == 0:
+            records.mv_data = <void*>(p + pos + 8 + n)
+            records.mv_size = m
+            return 0
+        pos += 8 + n + m
+    return MDB_NOTFOUND
+
+
+cdef int live_kv(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records, uint64_t rev,
+                 MDB_val* kv) noexcept nogil:
+    """The stored KeyValue of the record live at `rev` into `kv`: 0,
+    MDB_NOTFOUND (not live then), or an LMDB error."""
+    cdef uint8_t rev_key[REV_KEY_LEN]
+    cdef MDB_val k
+    cdef Py_ssize_t i
+    if records.mv_size % REC_SIZE:
+        return MDB_CORRUPTED
+    i = find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, rev)
+    if i < 0:
+        return MDB_NOTFOUND
+    write_rev_key(rev_key, <const uint8_t*>records.mv_data + i * REC_SIZE)
+    k.mv_data = rev_key
+    k.mv_size = REV_KEY_LEN
+    return mdb_get(txn, key_dbi, &k, kv)
+
+
+def index_records(txn, index_db, bytes key):
+    """The revision records of `key` in the `index` DB, or None."""
+    cdef MDB_val records
+    cdef int rc = find_records(txn_of(txn), index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                               PyBytes_GET_SIZE(key), &records)
+    if rc == MDB_NOTFOUND:
+        return None
+    if rc:
+        fail("index_records", rc)
+    return PyBytes_FromStringAndSize(<const char*>records.mv_data, records.mv_size)
+
+
+def get_live(txn, index_db, key_db, bytes key, uint64_t rev):
+    """The stored KeyValue of `key` live at `rev`, or None."""
+    cdef MDB_txn* c_txn = txn_of(txn)
+    cdef MDB_val records, kv
+    cdef int rc = find_records(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                               PyBytes_GET_SIZE(key), &records)
+    if rc == 0:
+        rc = live_kv(c_txn, key_db.dbi, &records, rev, &kv)
+    if rc == MDB_NOTFOUND:
+        return None
+    if rc:
+        fail("get_live", rc)
+    return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
+
+
+# -- ranges ----------------------------------------------------------------
+
+
+cdef struct Scan:
+    MDB_txn* txn
+    MDB_cursor* cursor
+    MDB_dbi key_dbi
+    const uint8_t* key
+    size_t key_len
+    const uint8_t* end
+    size_t end_len  # 0: no upper bound
+    uint64_t rev
+    Py_ssize_t limit  # 0: every live key
+    bint fetch
+    Py_ssize_t count  # live keys seen
+    MDB_val* found  # their KeyValues (pointers into the map), at most limit
+    Py_ssize_t n_found
+    Py_ssize_t cap_found
+    bint done
+
+
+cdef int visit(Scan* s, const uint8_t* ukey, size_t ulen, const MDB_val* records) noexcept nogil:
+    """One indexed user key: 0 to go on, 1 past the end, else an LMDB error."""
+    cdef MDB_val kv
+    cdef MDB_val* grown
+    cdef int rc
+    if s.end_len and compare(ukey, ulen, s.end, s.end_len) >= 0:
+        return 1
+    if compare(ukey, ulen, s.key, s.key_len) < 0:
+        return 0
+    if not s.fetch or (s.limit and s.n_found >= s.limit):
+        # Counted only: whether it is live needs the records alone.
+        if records.mv_size % REC_SIZE:
+            return MDB_CORRUPTED
+        if find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, s.rev) >= 0:
+            s.count += 1
+        return 0
+    rc = live_kv(s.txn, s.key_dbi, records, s.rev, &kv)
+    if rc == MDB_NOTFOUND:
+        return 0
+    if rc:
+        return rc
+    s.count += 1
+    if s.n_found == s.cap_found:
+        s.cap_found = s.cap_found * 2 if s.cap_found else 64
+        grown = <MDB_val*>realloc(s.found, s.cap_found * sizeof(MDB_val))
+        if grown == NULL:
+            return MDB_PANIC
+        s.found = grown
+    s.found[s.n_found] = kv
+    s.n_found += 1
+    return 0
+
+
+cdef int visit_group(Scan* s, const MDB_val* group) noexcept nogil:
+    """Every long key of a group value, in order (see index.py)."""
+    cdef const uint8_t* p = <const uint8_t*>group.mv_data
+    cdef size_t pos = 0, n, m
+    cdef MDB_val records
+    cdef int rc
+    while pos < group.mv_size:
+        if pos + 4 > group.mv_size:
+            return MDB_CORRUPTED
+        n = load_be32(p + pos)
+        if pos + 8 + n > group.mv_size:
+            return MDB_CORRUPTED
+        m = load_be32(p + pos + 4 + n)
+        if pos + 8 + n + m > group.mv_size:
+            return MDB_CORRUPTED
+        records.mv_data = <void*>(p + pos + 8 + n)
+        records.mv_size = m
+        rc = visit(s, p + pos + 4, n, &records)
+        if rc:
+            return rc
+        pos += 8 + n + m
+    return 0
+
+
+cdef int walk(Scan* s, MDB_cursor_op op, Py_ssize_t budget) noexcept nogil:
+    """Move the cursor by `op` then visit, at most `budget` index entries
+    (-1: no bound); sets s.done at the end. 0 or an LMDB error."""
+    cdef MDB_val k, v
+    cdef int rc
+    while budget != 0:
+        rc = mdb_cursor_get(s.cursor, &k, &v, op)
+        if rc == MDB_NOTFOUND:
+            s.done = True
+            return 0
+        if rc:
+            return rc
+        op = MDB_NEXT
+        if k.mv_size == GROUP_KEY_BYTES:
+            rc = visit_group(s, &v)
+        else:
+            rc = visit(s, <const uint8_t*>k.mv_data, k.mv_size, &v)
+        if rc == 1:
+            s.done = True
+            return 0
+        if rc:
+            return rc
+        budget -= 1
+    return 0
+
+
+def range_live(txn, index_db, key_db, bytes key, bytes end,
+               uint64_t rev, Py_ssize_t limit, bint fetch):
+    """Over the user keys in [key, end) (end b"": no bound): (the stored
+    KeyValue of each key live at `rev`, at most `limit` of them (0: all),
+    none unless `fetch`; the number of keys live at `rev`)."""
+    cdef Scan s
+    cdef MDB_val start, ignored
+    cdef MDB_cursor_op op = MDB_SET_RANGE
+    cdef int rc
+    cdef uint8_t group_key[GROUP_KEY_BYTES]
+    cdef Py_ssize_t i
+    s.txn = txn_of(txn)
+    s.key_dbi = key_db.dbi
+    s.key = <const uint8_t*>PyBytes_AS_STRING(key)
+    s.key_len = PyBytes_GET_SIZE(key)
+    s.end = <const uint8_t*>PyBytes_AS_STRING(end)
+    s.end_len = PyBytes_GET_SIZE(end)
+    s.rev = rev
+    s.limit = limit
+    s.fetch = fetch
+    s.count = s.n_found = s.cap_found = 0
+    s.found = NULL
+    s.done = False
+    # Start at the DB key that may hold `key` (its group for a long key).
+    start.mv_data = <void*>s.key
+    start.mv_size = s.key_len
+    if s.key_len > SHORT_KEY_MAX:
+        for i in range(SHORT_KEY_MAX):
+            group_key[i] = s.key[i]
+        group_key[SHORT_KEY_MAX] = 0
+        start.mv_data = group_key
+        start.mv_size = GROUP_KEY_BYTES
+    elif s.key_len == 0:
+        op = MDB_FIRST
+    rc = mdb_cursor_open(s.txn, index_db.dbi, &s.cursor)
+    if rc:
+        fail("mdb_cursor_open", rc)
+    try:
+        rc = mdb_cursor_get(s.cursor, &start, &ignored, op) if op == MDB_SET_RANGE else 0
+        if rc == MDB_NOTFOUND:
+            return [], 0
+        if rc:
+            fail("mdb_cursor_get", rc)
+        # The cursor stands on the first entry: visit it again with GET_CURRENT.
+        rc = walk(&s, MDB_GET_CURRENT if op == MDB_SET_RANGE else MDB_FIRST, SCAN_WITH_GIL)
+        if rc == 0 and not s.done:
+            with nogil:
+                rc = walk(&s, MDB_NEXT, -1)
+        if rc:
+            fail("range_live", rc)
+        return [
+            PyBytes_FromStringAndSize(<const char*>s.found[i].mv_data, s.found[i].mv_size)
+            for i in range(s.n_found)
+        ], s.count
+    finally:
+        mdb_cursor_close(s.cursor)
+        free(s.found)
+
+
+# -- writes ----------------------------------------------------------------
+
+
+cdef inline void store_be32(uint8_t* p, uint32_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 24)
+    p[1] = <uint8_t>(v >> 16)
+    p[2] = <uint8_t>(v >> 8)
+    p[3] = <uint8_t>v
+
+
+cdef inline void write_record(uint8_t* w, uint64_t main, uint64_t sub, bint tomb) noexcept nogil:
+    store_be64(w, main)
+    store_be64(w + 8, sub)
+    w[16] = FLAG_TOMBSTONE if tomb else 0
+
+
+cdef int append_record(MDB_txn* txn, MDB_dbi index_dbi, const uint8_t* key, size_t key_len,
+                       uint64_t main, uint64_t sub, bint tomb) noexcept nogil:
+    """Add one record to the key's index entry (creating it): 0 or an LMDB error.
+
+    What LMDB returns is only valid until the next write, so the new value is
+    built in a buffer of our own before it is put.
+    """
+    cdef MDB_val k, v, group
+    cdef uint8_t group_key[GROUP_KEY_BYTES]
+    cdef uint8_t* buf
+    cdef const uint8_t* p
+    cdef size_t pos = 0, out = 0, n, m, entry
+    cdef bint placed = False
+    cdef int rc
+    if key_len <= SHORT_KEY_MAX:
+        k.mv_data = <void*>key
+        k.mv_size = key_len
+        rc = mdb_get(txn, index_dbi, &k, &v)
+        if rc == MDB_NOTFOUND:
+            v.mv_size = 0
+        elif rc:
+            return rc
+        buf = <uint8_t*>malloc(v.mv_size + REC_SIZE)
+        if buf == NULL:
+            return MDB_PANIC
+        if v.mv_size:
+            memcpy(buf, v.mv_data, v.mv_size)
+        write_record(buf + v.mv_size, main, sub, tomb)
+        v.mv_data = buf
+        v.mv_size += REC_SIZE
+        rc = mdb_put(txn, index_dbi, &k, &v, 0)
+        free(buf)
+        return rc
+    # A long key: rewrite its group with the key's entry grown (or added), in key order.
+    memcpy(group_key, key, SHORT_KEY_MAX)
+    group_key[SHORT_KEY_MAX] = 0
+    k.mv_data = group_key
+    k.mv_size = GROUP_KEY_BYTES
+    rc = mdb_get(txn, index_dbi, &k, &group)
+    if rc == MDB_NOTFOUND:
+        group.mv_size = 0
+    elif rc:
+        return rc
+    buf = <uint8_t*>malloc(group.mv_size + 8 + key_len + REC_SIZE)
+    if buf == NULL:
+        return MDB_PANIC
+    p = <const uint8_t*>group.mv_data
+    while pos < group.mv_size:
+        if pos + 4 > group.mv_size:
+            free(buf)
+            return MDB_CORRUPTED
+        n = load_be32(p + pos)
+        if pos + 8 + n > group.mv_size:
+            free(buf)
+            return MDB_CORRUPTED
+        m = load_be32(p + pos + 4 + n)
+        entry = 8 + n + m
+        if pos + entry > group.mv_size:
+            free(buf)
+            return MDB_CORRUPTED
+        if not placed and compare(p + pos + 4, n, key, key_len) >= 0:
+            placed = True
+            if n == key_len and memcmp(p + pos + 4, key, n) == 0:
+                # The key's own entry: its records plus one.
+                memcpy(buf + out, p + pos, 4 + n)
+                store_be32(buf + out + 4 + n, <uint32_t>(m + REC_SIZE))
+                memcpy(buf + out + 8 + n, p + pos + 8 + n, m)
+                write_record(buf + out + entry, main, sub, tomb)
+                out += entry + REC_SIZE
+                pos += entry
+                continue
+            out += new_entry(buf + out, key, key_len, main, sub, tomb)
+        memcpy(buf + out, p + pos, entry)
+        out += entry
+        pos += entry
+    if not placed:
+        out += new_entry(buf + out, key, key_len, main, sub, tomb)
+    v.mv_data = buf
+    v.mv_size = out
+    rc = mdb_put(txn, index_dbi, &k, &v, 0)
+    free(buf)
+    return rc
+
+
+cdef size_t new_entry(uint8_t* w, const uint8_t* key, size_t key_len, uint64_t main,
+                      uint64_t sub, bint tomb) noexcept nogil:
+    """A group entry holding one record; returns its size."""
+    store_be32(w, <uint32_t>key_len)
+    memcpy(w + 4, key, key_len)
+    store_be32(w + 4 + key_len, REC_SIZE)
+    write_record(w + 8 + key_len, main, sub, tomb)
+    return 8 + key_len + REC_SIZE
+
+
+cdef int put_kv(MDB_txn* txn, MDB_dbi key_dbi, uint64_t main, uint64_t sub, bint tomb,
+                bytes kv) except -1:
+    """The KeyValue under its revision key, appended (revisions only grow)."""
+    cdef uint8_t rev_key[REV_KEY_LEN + 1]
+    cdef MDB_val k, v
+    store_be64(rev_key, main)
+    rev_key[8] = REV_SEP
+    store_be64(rev_key + 9, sub)
+    rev_key[REV_KEY_LEN] = REV_TOMBSTONE
+    k.mv_data = rev_key
+    k.mv_size = REV_KEY_LEN + (1 if tomb else 0)
+    v.mv_data = PyBytes_AS_STRING(kv)
+    v.mv_size = PyBytes_GET_SIZE(kv)
+    rc = mdb_put(txn, key_dbi, &k, &v, MDB_APPEND)
+    if rc and rc != MDB_KEYEXIST:  # KEYEXIST: out of order, refused (as py-lmdb's put)
+        fail("mdb_put", rc)
+    return 0
+
+
+cdef object latest_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, bytes key):
+    """The stored KeyValue of the key's newest record unless it is a
+    tombstone (or the key is not indexed): None."""
+    cdef MDB_val records, kv, k
+    cdef uint8_t rev_key[REV_KEY_LEN]
+    cdef const uint8_t* last
+    cdef int rc = find_records(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                               PyBytes_GET_SIZE(key), &records)
+    if rc == MDB_NOTFOUND or (rc == 0 and records.mv_size == 0):
+        return None
+    if rc == 0 and records.mv_size % REC_SIZE:
+        rc = MDB_CORRUPTED
+    if rc:
+        fail("index_records", rc)
+    last = <const uint8_t*>records.mv_data + records.mv_size - REC_SIZE
+    if rec_tombstone(last):
+        return None
+    write_rev_key(rev_key, last)
+    k.mv_data = rev_key
+    k.mv_size = REV_KEY_LEN
+    rc = mdb_get(txn, key_dbi, &k, &kv)
+    if rc:
+        fail("mdb_get", rc)
+    return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
+
+
+def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, uint64_t sub,
+                 bint ignore_value=False, bint ignore_lease=False):
+    """Write revision (main, sub) of `key`: a new version (etcd's put).
+
+    Returns (the new KeyValue, the previous one or None, the previous lease
+    or 0), or None, writing nothing, when an ignore flag asks for a value or
+    lease the key does not have (it is not live).
+    """
+    cdef MDB_txn* c_txn = txn_of(txn)
+    create, version, old_lease = main, 1, 0
+    prev = latest_live(c_txn, index_db.dbi, key_db.dbi, key)
+    if prev is not None:
+        _, create, _, version, old_value, old_lease = decode_kv(prev)
+        version += 1
+        if ignore_value:
+            value = old_value
+        if ignore_lease:
+            lease = old_lease
+    elif ignore_value or ignore_lease:
+        return None
+    kv = encode_kv(key, create, main, version, value, lease)
+    put_kv(c_txn, key_db.dbi, main, sub, False, kv)
+    rc = append_record(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                       PyBytes_GET_SIZE(key), main, sub, False)
+    if rc:
+        fail("mdb_put", rc)
+    return kv, prev, old_lease
+
+
+def tombstone(txn, index_db, key_db, bytes key, uint64_t main, uint64_t sub):
+    """Write revision (main, sub) of a live `key` as its deletion; returns
+    its last KeyValue (None, writing nothing, if it is not live)."""
+    cdef MDB_txn* c_txn = txn_of(txn)
+    prev = latest_live(c_txn, index_db.dbi, key_db.dbi, key)
+    if prev is None:
+        return None
+    # etcd stores a tombstone as a KeyValue holding the key only.
+    put_kv(c_txn, key_db.dbi, main, sub, True, encode_kv(key, 0, 0, 0, b"", 0))
+    rc = append_record(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                       PyBytes_GET_SIZE(key), main, sub, True)
+    if rc:
+        fail("mdb_put", rc)
+    return prev
