@@ -224,3 +224,10 @@ def test_etcd_and_we_serve_from_the_same_config_file(tmp_path):
     finally:
         for server, _ in started:
             server.stop()
+
+
+def test_an_unwritable_log_output_is_refused(tmp_path, capsys):
+    assert cli.main(["serve", f"--log-outputs={tmp_path / 'missing' / 'x.log'}"]) == 2
+    assert cli.main(["serve", f"--log-outputs={tmp_path}"]) == 2  # a directory
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all("--log-outputs" in line for line in errors)
