@@ -93,7 +93,12 @@ class Store:
             self.stats.commit_seconds,
         )
         self._hub = WatchHub(self._backend, self._rev, lambda: self._compact_rev)
-        self._compactor = Compactor(self._writer.call, finished)
+        self._compactor = Compactor(
+            self._writer.call,
+            finished,
+            self.stats.compaction_pause_ms,
+            self.stats.compaction_total_ms,
+        )
         self._compactor.schedule(self._compact_rev)
         self._closed = threading.Event()
         self._close_lock = threading.Lock()

@@ -142,6 +142,8 @@ def test_our_metrics_are_etcds_with_the_same_types_and_buckets(both):
     for histogram in (
         "etcd_disk_backend_commit_duration_seconds",
         "etcd_disk_wal_fsync_duration_seconds",
+        "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+        "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
     ):
         bucket_labels = lambda samples, h=histogram: sorted(  # noqa: E731
             dict(labels)["le"] for name, labels in samples if name == f"{h}_bucket"

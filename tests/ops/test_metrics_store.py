@@ -156,3 +156,13 @@ def test_open_watch_streams_are_the_watch_rpcs_not_yet_finished(store):
     assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 2
     rpc_stats.finished(watch, 1, first)  # Canceled
     assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 1
+
+
+def test_a_compaction_is_timed(store, endpoints):
+    for i in range(5):
+        store.put(PutRequest(b"key", b"v%d" % i))
+    store.compact(store.revision, physical=True)
+    samples = _samples(endpoints)
+    assert samples["etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count"] == 1
+    assert samples["etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_count"] >= 1
+    assert samples["etcd_debugging_mvcc_compact_revision"] == store.revision
