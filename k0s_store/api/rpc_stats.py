@@ -2,14 +2,16 @@
 
 A transport calls `started(method)` when an RPC of the method table begins
 and `finished(method, code, started_at, request, response)` once its status
-is known (`code`: the gRPC status code number, 0 for OK). That is all a
-transport does; the figures become go-grpc-prometheus' metrics
-(grpc_server_started_total, grpc_server_handled_total) when scraped, and an
+is known (`code`: the gRPC status code number, 0 for OK), and
+`received(size)` / `sent(size)` per message. That is all a transport does;
+the figures become go-grpc-prometheus' metrics (grpc_server_started_total,
+grpc_server_handled_total) and etcd's byte counters when scraped, and an
 applied request slower than etcd's warning threshold (100 ms) is logged as
 etcd logs it ("apply request took too long").
 """
 
 import logging
+import threading
 import time
 
 from google.protobuf import text_format
@@ -80,6 +82,19 @@ class RpcStats:
         self._methods: dict[str, Method] = {}
         self._started: dict[str, Count] = {}
         self._handled: dict[tuple[str, int], Count] = {}
+        self._bytes_lock = threading.Lock()
+        self.received_bytes = 0  # etcd_network_client_grpc_received_bytes_total
+        self.sent_bytes = 0  # etcd_network_client_grpc_sent_bytes_total
+
+    def received(self, size: int) -> None:
+        """A request message of `size` bytes arrived (any method, streams included)."""
+        with self._bytes_lock:
+            self.received_bytes += size
+
+    def sent(self, size: int) -> None:
+        """A response message of `size` bytes was marshalled for sending."""
+        with self._bytes_lock:
+            self.sent_bytes += size
 
     def serve(self, table: dict[str, Method]) -> None:
         """Count the methods of `table` (all reported as 0 until called, as grpc-go does)."""

@@ -179,6 +179,16 @@ class StoreCollector(Collector):
             )
 
     def _grpc(self):
+        yield _counter(
+            "etcd_network_client_grpc_received_bytes_total",
+            "The total number of bytes received from grpc clients.",
+            self._rpc.received_bytes,
+        )
+        yield _counter(
+            "etcd_network_client_grpc_sent_bytes_total",
+            "The total number of bytes sent to grpc clients.",
+            self._rpc.sent_bytes,
+        )
         labels = ["grpc_method", "grpc_service", "grpc_type"]
         started = CounterMetricFamily(
             "grpc_server_started_total", "Total RPCs started on the server.", labels=labels

@@ -105,8 +105,24 @@ def _status_code(
     return grpc.StatusCode.UNKNOWN.value[0]
 
 
-def _serializer(method: Method):
-    return method.response_type.SerializeToString if method.response_type else None
+def _codec(method: Method, stats: RpcStats) -> dict:
+    """grpcio's (de)serializers of `method`: requests stay bytes (handlers parse
+    them), responses are marshalled if they are messages; every message's
+    size goes to `stats`, as etcd's codec counts them."""
+    received, sent = stats.received, stats.sent
+
+    def deserialize(data: bytes) -> bytes:
+        received(len(data))
+        return data
+
+    marshal = method.response_type.SerializeToString if method.response_type else None
+
+    def serialize(response) -> bytes:
+        data = marshal(response) if marshal is not None else response
+        sent(len(data))
+        return data
+
+    return {"request_deserializer": deserialize, "response_serializer": serialize}
 
 
 def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandler:
@@ -129,7 +145,7 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
                 code = _status_code(context, failure, stream=False)
                 stats.finished(method, code, started, request, response, error)
 
-        return grpc.unary_unary_rpc_method_handler(unary, response_serializer=_serializer(method))
+        return grpc.unary_unary_rpc_method_handler(unary, **_codec(method, stats))
     if method.shape is Shape.SERVER_STREAM:
 
         def server_stream(request: bytes, context):
@@ -145,9 +161,7 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
             finally:
                 stats.finished(method, _status_code(context, failure), started)
 
-        return grpc.unary_stream_rpc_method_handler(
-            server_stream, response_serializer=_serializer(method)
-        )
+        return grpc.unary_stream_rpc_method_handler(server_stream, **_codec(method, stats))
     if method.shape is Shape.EACH_MESSAGE:
 
         def each_message(request_iterator, context):
@@ -164,9 +178,7 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
             finally:
                 stats.finished(method, _status_code(context, failure), started)
 
-        return grpc.stream_stream_rpc_method_handler(
-            each_message, response_serializer=_serializer(method)
-        )
+        return grpc.stream_stream_rpc_method_handler(each_message, **_codec(method, stats))
 
     def session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
         started, failure = stats.started(method), None
@@ -189,7 +201,7 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
             stream.close()
             stats.finished(method, _status_code(context, failure), started)
 
-    return grpc.stream_stream_rpc_method_handler(session)
+    return grpc.stream_stream_rpc_method_handler(session, **_codec(method, stats))
 
 
 def _pump(request_iterator: Iterator[bytes], stream) -> None:

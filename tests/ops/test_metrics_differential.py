@@ -108,6 +108,11 @@ def test_a_workload_moves_the_counters_as_on_etcd(both):
         assert etcd_count > 0, (method, code)
     started = dict(grpc_method="Put", grpc_service="etcdserverpb.KV", grpc_type="unary")
     assert moved(1, "grpc_server_started_total", **started) == N_PUTS + 2
+    # The same requests, so the same bytes in; answers differ only in ids' varint sizes.
+    received = "etcd_network_client_grpc_received_bytes_total"
+    assert moved(1, received) == moved(0, received) > 0
+    sent = [moved(i, "etcd_network_client_grpc_sent_bytes_total") for i in (0, 1)]
+    assert abs(sent[1] - sent[0]) <= 0.1 * sent[0], sent
     keys = [value(samples, "etcd_debugging_mvcc_keys_total") for samples in after]
     assert keys[1] == keys[0] == N_PUTS - 5 - 1 + 1  # 6 deleted, "new" created
 
