@@ -31,7 +31,7 @@ from k0s_store.api.methods import (
     method_table,
     unknown_method_text,
 )
-from k0s_store.api.rpc_stats import RpcStats
+from k0s_store.api.rpc_stats import MethodStats, RpcStats
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import parse
 from k0s_store.errors import EtcdError
@@ -125,13 +125,15 @@ def _codec(method: Method, stats: RpcStats) -> dict:
     return {"request_deserializer": deserialize, "response_serializer": serialize}
 
 
-def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandler:
+def _handler(
+    method: Method, limit: int, stats: MethodStats, rpc_stats: RpcStats
+) -> grpc.RpcMethodHandler:
     """grpcio's handler for `method`; EtcdError becomes its gRPC status; every
-    RPC is reported to `stats`."""
+    RPC is reported to `stats`, every message's size to `rpc_stats`."""
     if method.shape is Shape.UNARY:
 
         def unary(request: bytes, context):
-            started, response, failure, error = stats.started(method), None, None, ""
+            started, response, failure, error = stats.started(), None, None, ""
             try:
                 response = _call(method, _parse(method, request, limit, context), context)
                 return response
@@ -143,13 +145,13 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
                 raise
             finally:
                 code = _status_code(context, failure, stream=False)
-                stats.finished(method, code, started, request, response, error)
+                stats.finished(code, started, request, response, error)
 
-        return grpc.unary_unary_rpc_method_handler(unary, **_codec(method, stats))
+        return grpc.unary_unary_rpc_method_handler(unary, **_codec(method, rpc_stats))
     if method.shape is Shape.SERVER_STREAM:
 
         def server_stream(request: bytes, context):
-            started, failure = stats.started(method), None
+            started, failure = stats.started(), None
             try:
                 yield from _call(method, _parse(method, request, limit, context), context)
             except EtcdError as e:
@@ -159,13 +161,13 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
                 failure = e
                 raise
             finally:
-                stats.finished(method, _status_code(context, failure), started)
+                stats.finished(_status_code(context, failure), started)
 
-        return grpc.unary_stream_rpc_method_handler(server_stream, **_codec(method, stats))
+        return grpc.unary_stream_rpc_method_handler(server_stream, **_codec(method, rpc_stats))
     if method.shape is Shape.EACH_MESSAGE:
 
         def each_message(request_iterator, context):
-            started, failure = stats.started(method), None
+            started, failure = stats.started(), None
             try:
                 for request in request_iterator:
                     yield _call(method, _parse(method, request, limit, context), context)
@@ -176,12 +178,12 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
                 failure = e
                 raise
             finally:
-                stats.finished(method, _status_code(context, failure), started)
+                stats.finished(_status_code(context, failure), started)
 
-        return grpc.stream_stream_rpc_method_handler(each_message, **_codec(method, stats))
+        return grpc.stream_stream_rpc_method_handler(each_message, **_codec(method, rpc_stats))
 
     def session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
-        started, failure = stats.started(method), None
+        started, failure = stats.started(), None
         stream = (
             method.handler(caller=_caller(context)) if method.wants_caller else method.handler()
         )
@@ -199,9 +201,9 @@ def _handler(method: Method, limit: int, stats: RpcStats) -> grpc.RpcMethodHandl
             raise
         finally:
             stream.close()
-            stats.finished(method, _status_code(context, failure), started)
+            stats.finished(_status_code(context, failure), started)
 
-    return grpc.stream_stream_rpc_method_handler(session, **_codec(method, stats))
+    return grpc.stream_stream_rpc_method_handler(session, **_codec(method, rpc_stats))
 
 
 def _pump(request_iterator: Iterator[bytes], stream) -> None:
@@ -214,14 +216,14 @@ def _pump(request_iterator: Iterator[bytes], stream) -> None:
 
 
 def register(
-    server: grpc.Server, table: dict[str, Method], max_message_bytes: int, stats: RpcStats
+    server: grpc.Server, table: dict[str, Method], max_message_bytes: int, rpc_stats: RpcStats
 ) -> None:
-    """Serve every method of `table` on `server`, reporting each RPC to `stats`;
-    requests over `max_message_bytes` are refused."""
-    stats.serve(table)
+    """Serve every method of `table` on `server`, reporting each RPC to
+    `rpc_stats`; requests over `max_message_bytes` are refused."""
+    method_stats = rpc_stats.serve(table)
     handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
-    for method in table.values():
-        handler = _handler(method, max_message_bytes, stats)
+    for path, method in table.items():
+        handler = _handler(method, max_message_bytes, method_stats[path], rpc_stats)
         handlers.setdefault(method.service, {})[method.name] = handler
     server.add_generic_rpc_handlers(
         (

@@ -150,11 +150,11 @@ def test_expired_leases_are_counted(store, endpoints):
 def test_open_watch_streams_are_the_watch_rpcs_not_yet_finished(store):
     watch = Method("etcdserverpb.Watch", "Watch", Shape.SESSION, handler=None)
     rpc_stats = RpcStats()
-    rpc_stats.serve({watch.path: watch})
+    [watch_stats] = rpc_stats.serve({watch.path: watch}).values()
     endpoints = OpsEndpoints(store, rpc_stats, version="3.4.31", fsync=False)
-    first, _ = rpc_stats.started(watch), rpc_stats.started(watch)
+    first, _ = watch_stats.started(), watch_stats.started()
     assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 2
-    rpc_stats.finished(watch, 1, first)  # Canceled
+    watch_stats.finished(1, first)  # Canceled
     assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 1
 
 
