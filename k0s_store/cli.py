@@ -306,5 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"k0s-store serve: error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(args.logger, args.log_level, args.log_outputs)
+    try:
+        logs.configure(args.logger, args.log_level, args.log_outputs)
+    except OSError as exc:
+        print(f"k0s-store serve: error: --log-outputs: {exc}", file=sys.stderr)
+        return 2
     return serve(args)

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from tqdm import tqdm
 
 from k0s_store.proto import kv_pb2, rpc_pb2, rpc_pb2_grpc
 
@@ -132,12 +131,9 @@ def migrate(
             "migrate into an empty cluster, or pass --force to write over it"
         )
     summary = Summary()
-    console = Console(stderr=True, quiet=quiet)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
-    console.print(f"{source.url} -> {target.url}: {total} keys at revision {revision}")
-    with Progress(*columns, console=console) as progress:
-        copying = progress.add_task("copy", total=total)
+    if not quiet:
+        print(f"{source.url} -> {target.url}: {total} keys at revision {revision}", file=sys.stderr)
+    with _bar("copy", total, quiet) as copying:
         leases: set[int] = set()
         batch: list[kv_pb2.KeyValue] = []
         size = 0
@@ -148,18 +144,23 @@ def migrate(
             item_size = len(kv.key) + len(kv.value) + 16
             if batch and (len(batch) == BATCH_OPS or size + item_size > BATCH_BYTES):
                 _write(dst, batch, summary)
-                progress.advance(copying, len(batch))
+                copying.update(len(batch))
                 batch, size = [], 0
             batch.append(kv)
             size += item_size
         if batch:
             _write(dst, batch, summary)
-            progress.advance(copying, len(batch))
-        checking = progress.add_task("verify", total=total)
-        _verify(src, dst, revision, summary, lambda n: progress.advance(checking, n))
+            copying.update(len(batch))
+    with _bar("verify", total, quiet) as checking:
+        _verify(src, dst, revision, summary, checking.update)
     if summary.keys != total:
         raise MigrateError(f"source changed size during the copy: {summary.keys} of {total}")
     return summary
+
+
+def _bar(what: str, total: int, quiet: bool) -> tqdm:
+    """A progress bar on stderr, also when it is not a terminal (logs show the totals)."""
+    return tqdm(total=total, desc=what, unit="key", disable=quiet, file=sys.stderr)
 
 
 def _copy_lease(src: _Side, dst: _Side, lease_id: int) -> int:

@@ -1,15 +1,18 @@
 """Per-RPC accounting every transport reports to: gRPC counters and slow requests.
 
-A transport calls `started(method)` when an RPC of the method table begins
-and `finished(method, code, started_at, request, response)` once its status
-is known (`code`: the gRPC status code number, 0 for OK). That is all a
-transport does; the figures become go-grpc-prometheus' metrics
-(grpc_server_started_total, grpc_server_handled_total) when scraped, and an
+A transport gets one `MethodStats` per method from `RpcStats.serve(table)`
+and calls its `started()` when an RPC begins and `finished(code, started_at,
+request, response)` once its status is known (`code`: the gRPC status code
+number, 0 for OK); and `RpcStats.received(size)` / `sent(size)` per
+message. That is all a transport does;
+the figures become go-grpc-prometheus' metrics (grpc_server_started_total,
+grpc_server_handled_total) and etcd's byte counters when scraped, and an
 applied request slower than etcd's warning threshold (100 ms) is logged as
 etcd logs it ("apply request took too long").
 """
 
 import logging
+import threading
 import time
 
 from google.protobuf import text_format
@@ -67,6 +70,48 @@ _APPLIED = {
 }
 
 
+class MethodStats:
+    """The counters of one method; a transport keeps one per method it serves
+    (`RpcStats.serve`) and calls `started()` and `finished()` for every RPC."""
+
+    __slots__ = ("_handled", "_rpc_stats", "_started", "_watch_slow", "method")
+
+    def __init__(self, method: Method, rpc_stats: "RpcStats") -> None:
+        self.method = method
+        self._rpc_stats = rpc_stats
+        self._started = Count()
+        self._handled = tuple(Count() for _ in GRPC_CODE_NAMES)
+        self._watch_slow = method.shape is Shape.UNARY and method.path in _APPLIED
+
+    def started(self) -> float:
+        """An RPC began; returns its start time for `finished`."""
+        self._started.inc()
+        return time.monotonic()
+
+    def finished(
+        self,
+        code: int,
+        started_at: float,
+        request: bytes | Message | None = None,
+        response: bytes | Message | None = None,
+        error: str = "",
+    ) -> None:
+        """The RPC ended with gRPC status `code` (its request, response and error
+        text are only looked at when it was slow)."""
+        self._handled[code].inc()
+        if self._watch_slow:
+            took = time.monotonic() - started_at
+            if took > self._rpc_stats.warning_seconds:
+                self._rpc_stats.warn_slow(self.method, took, request, response, error)
+
+    @property
+    def started_count(self) -> int:
+        return self._started.value
+
+    def handled_count(self, code: int) -> int:
+        return self._handled[code].value
+
+
 class RpcStats:
     """gRPC counters of one server, and its slow-request log.
 
@@ -77,59 +122,52 @@ class RpcStats:
     def __init__(self, warning_seconds: float = DEFAULT_WARNING_APPLY_SECONDS) -> None:
         self.warning_seconds = warning_seconds
         self.slow_requests = Count()  # etcd_server_slow_apply_total
-        self._methods: dict[str, Method] = {}
-        self._started: dict[str, Count] = {}
-        self._handled: dict[tuple[str, int], Count] = {}
+        self._methods: dict[str, MethodStats] = {}
+        self._bytes_lock = threading.Lock()
+        self.received_bytes = 0  # etcd_network_client_grpc_received_bytes_total
+        self.sent_bytes = 0  # etcd_network_client_grpc_sent_bytes_total
 
-    def serve(self, table: dict[str, Method]) -> None:
-        """Count the methods of `table` (all reported as 0 until called, as grpc-go does)."""
+    def serve(self, table: dict[str, Method]) -> dict[str, MethodStats]:
+        """The counters of every method of `table`, by path (all reported as 0
+        until called, as grpc-go does)."""
         for path, method in table.items():
-            self._methods[path] = method
-            self._started.setdefault(path, Count())
-            for code in range(len(GRPC_CODE_NAMES)):
-                self._handled.setdefault((path, code), Count())
+            if path not in self._methods:
+                self._methods[path] = MethodStats(method, self)
+        return {path: self._methods[path] for path in table}
 
-    def started(self, method: Method) -> float:
-        """An RPC of `method` began; returns its start time for `finished`."""
-        self._started[method.path].inc()
-        return time.monotonic()
+    def received(self, size: int) -> None:
+        """A request message of `size` bytes arrived (any method, streams included)."""
+        with self._bytes_lock:
+            self.received_bytes += size
 
-    def finished(
-        self,
-        method: Method,
-        code: int,
-        started_at: float,
-        request: bytes | Message | None = None,
-        response: bytes | Message | None = None,
-        error: str = "",
-    ) -> None:
-        """An RPC ended with gRPC status `code` (its request, response and error
-        text are only looked at when it was slow)."""
-        self._handled[(method.path, code)].inc()
-        if method.shape is Shape.UNARY:
-            took = time.monotonic() - started_at
-            if took > self.warning_seconds and method.path in _APPLIED:
-                self._warn_slow(method, took, request, response, error)
+    def sent(self, size: int) -> None:
+        """A response message of `size` bytes was marshalled for sending."""
+        with self._bytes_lock:
+            self.sent_bytes += size
 
     def started_counts(self) -> list[tuple[Method, int]]:
         """(method, RPCs started) for every served method."""
-        return [(self._methods[path], count.value) for path, count in self._started.items()]
-
-    def open_streams(self, path: str) -> int:
-        """RPCs of the method at `path` started and not yet finished."""
-        if path not in self._started:
-            return 0
-        finished = sum(self._handled[(path, code)].value for code in range(len(GRPC_CODE_NAMES)))
-        return self._started[path].value - finished
+        return [(m.method, m.started_count) for m in self._methods.values()]
 
     def handled_counts(self) -> list[tuple[Method, str, int]]:
         """(method, Go code name, RPCs finished with it) for every method and code."""
         return [
-            (self._methods[path], GRPC_CODE_NAMES[code], count.value)
-            for (path, code), count in self._handled.items()
+            (m.method, name, m.handled_count(code))
+            for m in self._methods.values()
+            for code, name in enumerate(GRPC_CODE_NAMES)
         ]
 
-    def _warn_slow(self, method: Method, took: float, request, response, error: str) -> None:
+    def open_streams(self, path: str) -> int:
+        """RPCs of the method at `path` started and not yet finished."""
+        stats = self._methods.get(path)
+        if stats is None:
+            return 0
+        # Finished first: an RPC is counted started before it is counted finished.
+        finished = sum(stats.handled_count(code) for code in range(len(GRPC_CODE_NAMES)))
+        return stats.started_count - finished
+
+    def warn_slow(self, method: Method, took: float, request, response, error: str) -> None:
+        """Log a slow applied request as etcd does."""
         self.slow_requests.inc()
         request_type, response_type = _APPLIED[method.path]
         fields = {

@@ -11,9 +11,11 @@ idempotent). Freed pages are reused by LMDB; defragment shrinks the file.
 """
 
 import threading
+import time
 from collections.abc import Callable
 
 from k0s_store.core import codec
+from k0s_store.counters import Histogram
 from k0s_store.mvcc import index, key_index, meta
 from k0s_store.mvcc.kv_write import WriteTxn
 
@@ -63,12 +65,20 @@ class Compactor:
         submit: runs a function of the batch's WriteTxn on the writer and
             returns its result.
         finished: the last physically finished compaction at start.
+        pause_ms: gets each step's time in the writer, in milliseconds.
+        total_ms: gets each whole walk's time, in milliseconds.
     """
 
     def __init__(
-        self, submit: Callable[[Callable[[WriteTxn], object]], object], finished: int
+        self,
+        submit: Callable[[Callable[[WriteTxn], object]], object],
+        finished: int,
+        pause_ms: Histogram,
+        total_ms: Histogram,
     ) -> None:
         self._submit = submit
+        self._pause_ms = pause_ms
+        self._total_ms = total_ms
         self._cond = threading.Condition(threading.Lock())
         self._target = finished
         self._finished = finished
@@ -103,13 +113,23 @@ class Compactor:
                     return
                 at_rev = self._target
             start: bytes | None = b"\0"
+            began = time.perf_counter()
             try:
                 while start is not None:
-                    start = self._submit(lambda w, s=start, r=at_rev: compact_step(w, r, s))
+                    start = self._submit(lambda w, s=start, r=at_rev: self._step(w, r, s))
                     if self._stopping:
                         return
             except Exception:  # the store is closing under us; the walk resumes at reopen
                 return
+            self._total_ms.observe((time.perf_counter() - began) * 1000)
             with self._cond:
                 self._finished = at_rev
                 self._cond.notify_all()
+
+    def _step(self, w: WriteTxn, at_rev: int, start: bytes) -> bytes | None:
+        """compact_step, timed (writer thread)."""
+        began = time.perf_counter()
+        try:
+            return compact_step(w, at_rev, start)
+        finally:
+            self._pause_ms.observe((time.perf_counter() - began) * 1000)

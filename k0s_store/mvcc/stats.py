@@ -27,10 +27,13 @@ from k0s_store.mvcc.types import (
 
 # etcd_disk_backend_commit_duration_seconds' buckets: 1 ms .. 8.192 s.
 COMMIT_BUCKETS = exponential_buckets(0.001, 2, 14)
+# etcd_debugging_mvcc_db_compaction_{pause,total}_duration_milliseconds' buckets.
+COMPACTION_PAUSE_BUCKETS = exponential_buckets(1, 2, 13)
+COMPACTION_TOTAL_BUCKETS = exponential_buckets(100, 2, 14)
 
 
 class StoreStats:
-    """The store's counters (etcd_mvcc_*_total) and commit timings."""
+    """The store's counters (etcd_mvcc_*_total), commit and compaction timings."""
 
     def __init__(self) -> None:
         self.ranges = Count()
@@ -39,6 +42,8 @@ class StoreStats:
         self.txns = Count()
         self.leases_expired = Count()
         self.commit_seconds = Histogram(COMMIT_BUCKETS)
+        self.compaction_pause_ms = Histogram(COMPACTION_PAUSE_BUCKETS)
+        self.compaction_total_ms = Histogram(COMPACTION_TOTAL_BUCKETS)
 
     def end(self, ranges: int, puts: int = 0, deletes: int = 0) -> None:
         """One storage transaction ended after these calls."""

@@ -109,7 +109,12 @@ class Store:
             self._backend, self._writer.call, token_ttl=auth_token_ttl, bcrypt_cost=bcrypt_cost
         )
         self._hub = WatchHub(self._backend, self._rev, lambda: self._compact_rev)
-        self._compactor = Compactor(self._writer.call, finished)
+        self._compactor = Compactor(
+            self._writer.call,
+            finished,
+            self.stats.compaction_pause_ms,
+            self.stats.compaction_total_ms,
+        )
         self._compactor.schedule(self._compact_rev)
         self._closed = threading.Event()
         self._close_lock = threading.Lock()

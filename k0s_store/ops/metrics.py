@@ -26,7 +26,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from k0s_store.api.rpc_stats import GRPC_TYPES, RpcStats
 from k0s_store.counters import Count, Histogram
@@ -155,7 +154,18 @@ class StoreCollector(Collector):
         )
 
     def _disk(self):
-        commits = self._store.stats.commit_seconds
+        stats = self._store.stats
+        yield _histogram(
+            "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+            "Bucketed histogram of db compaction pause duration.",
+            stats.compaction_pause_ms,
+        )
+        yield _histogram(
+            "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
+            "Bucketed histogram of db compaction total duration.",
+            stats.compaction_total_ms,
+        )
+        commits = stats.commit_seconds
         yield _histogram(
             "etcd_disk_backend_commit_duration_seconds",
             "The latency distributions of commit called by backend.",
@@ -169,6 +179,16 @@ class StoreCollector(Collector):
             )
 
     def _grpc(self):
+        yield _counter(
+            "etcd_network_client_grpc_received_bytes_total",
+            "The total number of bytes received from grpc clients.",
+            self._rpc.received_bytes,
+        )
+        yield _counter(
+            "etcd_network_client_grpc_sent_bytes_total",
+            "The total number of bytes sent to grpc clients.",
+            self._rpc.sent_bytes,
+        )
         labels = ["grpc_method", "grpc_service", "grpc_type"]
         started = CounterMetricFamily(
             "grpc_server_started_total", "Total RPCs started on the server.", labels=labels
@@ -228,5 +248,14 @@ def _labelled_one(name: str, doc: str, label: str, value: str) -> GaugeMetricFam
 
 
 def _histogram(name: str, doc: str, histogram: Histogram) -> HistogramMetricFamily:
-    buckets = [(floatToGoString(bound), count) for bound, count in histogram.cumulative()]
+    buckets = [(_go_bound(bound), count) for bound, count in histogram.cumulative()]
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=histogram.sum)
+
+
+def _go_bound(bound: float) -> str:
+    """A bucket bound as Go's client writes its `le` label ("1", "0.001", "+Inf"),
+    so that queries naming a bucket match etcd's (prometheus_client writes "1.0")."""
+    if bound == float("inf"):
+        return "+Inf"
+    text = repr(bound)
+    return text[:-2] if text.endswith(".0") else text

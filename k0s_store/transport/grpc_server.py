@@ -40,7 +40,7 @@ from k0s_store.api.methods import (
     method_table,
     unknown_method_text,
 )
-from k0s_store.api.rpc_stats import RpcStats
+from k0s_store.api.rpc_stats import MethodStats, RpcStats
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import parse
 from k0s_store.errors import EtcdError, StoppedError
@@ -114,8 +114,24 @@ def _status_code(
     return grpc.StatusCode.UNKNOWN.value[0]
 
 
-def _serializer(method: Method):
-    return method.response_type.SerializeToString if method.response_type else None
+def _codec(method: Method, stats: RpcStats) -> dict:
+    """grpcio's (de)serializers of `method`: requests stay bytes (handlers parse
+    them), responses are marshalled if they are messages; every message's
+    size goes to `stats`, as etcd's codec counts them."""
+    received, sent = stats.received, stats.sent
+
+    def deserialize(data: bytes) -> bytes:
+        received(len(data))
+        return data
+
+    marshal = method.response_type.SerializeToString if method.response_type else None
+
+    def serialize(response) -> bytes:
+        data = marshal(response) if marshal is not None else response
+        sent(len(data))
+        return data
+
+    return {"request_deserializer": deserialize, "response_serializer": serialize}
 
 
 class OpenStreams:
@@ -163,27 +179,27 @@ def _feed(request_iterator: Iterator[bytes], requests: queue.SimpleQueue) -> Non
 
 
 @contextlib.contextmanager
-def _reported(stats: RpcStats, method: Method, context: grpc.ServicerContext):
+def _reported(stats: MethodStats, context: grpc.ServicerContext):
     """Report a streaming RPC to `stats` when it ends, with the code it ended with."""
-    started, failure = stats.started(method), None
+    started, failure = stats.started(), None
     try:
         yield
     except BaseException as e:
         failure = e
         raise
     finally:
-        stats.finished(method, _status_code(context, failure), started)
+        stats.finished(_status_code(context, failure), started)
 
 
 def _handler(
-    method: Method, limit: int, streams: OpenStreams, stats: RpcStats
+    method: Method, limit: int, streams: OpenStreams, stats: MethodStats, rpc_stats: RpcStats
 ) -> grpc.RpcMethodHandler:
     """grpcio's handler for `method`; EtcdError becomes its gRPC status; every RPC is
-    reported to `stats`."""
+    reported to `stats`, every message's size to `rpc_stats`."""
     if method.shape is Shape.UNARY:
 
         def unary(request: bytes, context):
-            started, response, failure, error = stats.started(method), None, None, ""
+            started, response, failure, error = stats.started(), None, None, ""
             try:
                 response = _call(method, _parse(method, request, limit, context), context)
                 return response
@@ -195,25 +211,23 @@ def _handler(
                 raise
             finally:
                 code = _status_code(context, failure, stream=False)
-                stats.finished(method, code, started, request, response, error)
+                stats.finished(code, started, request, response, error)
 
-        return grpc.unary_unary_rpc_method_handler(unary, response_serializer=_serializer(method))
+        return grpc.unary_unary_rpc_method_handler(unary, **_codec(method, rpc_stats))
     if method.shape is Shape.SERVER_STREAM:
 
         def server_stream(request: bytes, context):
-            with _reported(stats, method, context):
+            with _reported(stats, context):
                 try:
                     yield from _call(method, _parse(method, request, limit, context), context)
                 except EtcdError as e:
                     _abort(context, e)
 
-        return grpc.unary_stream_rpc_method_handler(
-            server_stream, response_serializer=_serializer(method)
-        )
+        return grpc.unary_stream_rpc_method_handler(server_stream, **_codec(method, rpc_stats))
     if method.shape is Shape.EACH_MESSAGE:
 
         def each_message(request_iterator, context):
-            with _reported(stats, method, context):
+            with _reported(stats, context):
                 yield from _each_message(request_iterator, context)
 
         def _each_message(request_iterator, context):
@@ -237,12 +251,10 @@ def _handler(
             finally:
                 streams.discard(end)
 
-        return grpc.stream_stream_rpc_method_handler(
-            each_message, response_serializer=_serializer(method)
-        )
+        return grpc.stream_stream_rpc_method_handler(each_message, **_codec(method, rpc_stats))
 
     def session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
-        with _reported(stats, method, context):
+        with _reported(stats, context):
             yield from _session(request_iterator, context)
 
     def _session(request_iterator: Iterator[bytes], context) -> Iterator[bytes]:
@@ -272,7 +284,7 @@ def _handler(
             streams.discard(end)
             stream.close()
 
-    return grpc.stream_stream_rpc_method_handler(session)
+    return grpc.stream_stream_rpc_method_handler(session, **_codec(method, rpc_stats))
 
 
 def _pump(request_iterator: Iterator[bytes], stream) -> None:
@@ -289,15 +301,15 @@ def register(
     table: dict[str, Method],
     max_message_bytes: int,
     streams: OpenStreams,
-    stats: RpcStats,
+    rpc_stats: RpcStats,
 ) -> None:
     """Serve every method of `table` on `server`; requests over `max_message_bytes` are
     refused; streams are registered in `streams` while they run; every RPC is reported
-    to `stats`."""
-    stats.serve(table)
+    to `rpc_stats`."""
+    method_stats = rpc_stats.serve(table)
     handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
-    for method in table.values():
-        handler = _handler(method, max_message_bytes, streams, stats)
+    for path, method in table.items():
+        handler = _handler(method, max_message_bytes, streams, method_stats[path], rpc_stats)
         handlers.setdefault(method.service, {})[method.name] = handler
     server.add_generic_rpc_handlers(
         (

@@ -204,15 +204,16 @@ def test_etcd_and_we_serve_from_the_same_config_file(tmp_path):
         pytest.skip("etcd/etcdctl binaries not installed")
     started = []
     try:
-        for kind in ("etcd", subject_kind()):
-            server = _ConfigFileServer(kind, tmp_path / kind)
+        for index, kind in enumerate(("etcd", subject_kind())):
+            name = f"{index}-{kind}"  # both may be etcd (K0S_DIFF_AGAINST=etcd)
+            server = _ConfigFileServer(kind, tmp_path / name)
             metrics_url = f"http://127.0.0.1:{free_port()}"
             text = ETCD_SAMPLE.format(
                 data_dir=server.data_dir, client_port=server.port, peer_port=server.peer_port
             )
             text += f"listen-metrics-urls: {metrics_url}\nquota-backend-bytes: 104857600\n"
             server.config = _write(
-                tmp_path, text.replace("quota-backend-bytes: 0\n", ""), f"{kind}.yml"
+                tmp_path, text.replace("quota-backend-bytes: 0\n", ""), f"{name}.yml"
             )
             started.append((server.start(), metrics_url))
         for server, metrics_url in started:
@@ -223,3 +224,10 @@ def test_etcd_and_we_serve_from_the_same_config_file(tmp_path):
     finally:
         for server, _ in started:
             server.stop()
+
+
+def test_an_unwritable_log_output_is_refused(tmp_path, capsys):
+    assert cli.main(["serve", f"--log-outputs={tmp_path / 'missing' / 'x.log'}"]) == 2
+    assert cli.main(["serve", f"--log-outputs={tmp_path}"]) == 2  # a directory
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all("--log-outputs" in line for line in errors)

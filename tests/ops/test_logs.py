@@ -71,12 +71,12 @@ def test_log_level_filters_and_outputs_write_files(tmp_path):
 def test_a_slow_request_is_logged_with_etcds_fields(caplog):
     put = Method("etcdserverpb.KV", "Put", Shape.UNARY, handler=lambda r: r)
     stats = RpcStats()  # etcd's 100 ms threshold
-    stats.serve({put.path: put})
+    [put_stats] = stats.serve({put.path: put}).values()
     request = pb.PutRequest(key=b"k", value=b"secret value", lease=5).SerializeToString()
     response = pb.PutResponse().SerializeToString()
     with caplog.at_level(logging.WARNING, logger="k0s_store.api"):
-        stats.finished(put, 0, time.monotonic(), request, response)  # fast: not logged
-        stats.finished(put, 0, time.monotonic() - 0.25, request, response)
+        put_stats.finished(0, time.monotonic(), request, response)  # fast: not logged
+        put_stats.finished(0, time.monotonic() - 0.25, request, response)
     [record] = caplog.records
     assert record.getMessage() == "apply request took too long"
     fields = record.fields

@@ -150,9 +150,19 @@ def test_expired_leases_are_counted(store, endpoints):
 def test_open_watch_streams_are_the_watch_rpcs_not_yet_finished(store):
     watch = Method("etcdserverpb.Watch", "Watch", Shape.SESSION, handler=None)
     rpc_stats = RpcStats()
-    rpc_stats.serve({watch.path: watch})
+    [watch_stats] = rpc_stats.serve({watch.path: watch}).values()
     endpoints = OpsEndpoints(store, rpc_stats, version="3.4.31", fsync=False)
-    first, _ = rpc_stats.started(watch), rpc_stats.started(watch)
+    first, _ = watch_stats.started(), watch_stats.started()
     assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 2
-    rpc_stats.finished(watch, 1, first)  # Canceled
+    watch_stats.finished(1, first)  # Canceled
     assert _samples(endpoints)["etcd_debugging_mvcc_watch_stream_total"] == 1
+
+
+def test_a_compaction_is_timed(store, endpoints):
+    for i in range(5):
+        store.put(PutRequest(b"key", b"v%d" % i))
+    store.compact(store.revision, physical=True)
+    samples = _samples(endpoints)
+    assert samples["etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count"] == 1
+    assert samples["etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_count"] >= 1
+    assert samples["etcd_debugging_mvcc_compact_revision"] == store.revision
