@@ -37,11 +37,16 @@ class Report:
     violations: list = field(default_factory=list)
     inconclusive: bool = False
 
+    def _faults(self) -> str:
+        if len(self.faults) > 4:
+            return f"{len(self.faults)} ({self.faults[0]} ... {self.faults[-1]})"
+        return ", ".join(self.faults) or "none"
+
     def summary(self) -> str:
         return (
             f"{self.ops} ops ({self.answered} answered, {self.unknown} unknown), "
             f"{self.revisions} revisions, {self.watch_events} watch events, "
-            f"faults: {', '.join(self.faults) or 'none'}; {len(self.violations)} violations"
+            f"faults: {self._faults()}; {len(self.violations)} violations"
         )
 
 
