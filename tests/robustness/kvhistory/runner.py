@@ -21,6 +21,7 @@ from kvhistory.watches import validate_watches
 HERE = Path(__file__).resolve().parent.parent
 WATCH_TAIL_S = 1.0  # watchers outlive the clients by this, to see the last writes
 AFTER_FAULTS_S = 1.5
+START_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -72,6 +73,17 @@ def final_read(endpoint: str, out: Path) -> Operation:
                 return op
             time.sleep(0.2)
     raise AssertionError(f"the final read never succeeded: {op.describe()}")
+
+
+def _wait_started(files: list[Path], procs: list[subprocess.Popen]) -> None:
+    """Until every recorder has written its first record (they start slowly on
+    a loaded machine, and faults must find them running)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not all(path.exists() and path.stat().st_size for path in files):
+        dead = [proc.args for proc in procs if proc.poll() is not None]
+        assert not dead, f"recorders exited early: {dead}"
+        assert time.monotonic() < deadline, "recorders did not start"
+        time.sleep(0.05)
 
 
 def _stop(procs: list[subprocess.Popen], stop: Path) -> None:
@@ -128,8 +140,9 @@ def run_and_check(
         for i, path in enumerate(client_files, start=1)
     ]
     report = Report()
-    started = time.monotonic()
     try:
+        _wait_started([*client_files, *watcher_files], [*client_procs, *watcher_procs])
+        started = time.monotonic()
         if faults is not None:
             report.faults = faults()
         faults_done = time.monotonic()
