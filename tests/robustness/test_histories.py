@@ -6,11 +6,21 @@ bug fixed in 3.4.24; the kube-apiserver uses RequestProgress only from
 progress requests.
 """
 
+import os
+import shutil
+import subprocess
 import time
 
 import pytest
+from harness.processes import ServerProcess
 from harness.rpc import Client
-from kvhistory.faults import abuse_fault, open_fds, pause_fault, restarts_fault
+from kvhistory.faults import (
+    abuse_fault,
+    full_disk_fault,
+    open_fds,
+    pause_fault,
+    restarts_fault,
+)
 from kvhistory.runner import run_and_check, spawn_recorder
 
 from k0s_store.proto import rpc_pb2
@@ -97,3 +107,36 @@ def test_history_across_a_pause_longer_than_a_lease_ttl(servers, tmp_path, kind)
         assert client.call("KV", "Range", rpc_pb2.RangeRequest(key=b"k/leased")).count == 0
     finally:
         client.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (root only, as in CI), unmounted at teardown; grown by calling it."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)]
+    mounted = subprocess.run(mount, capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_history_across_a_full_disk(small_disk, tmp_path):
+    """Our server on a disk that fills up mid-run, then grows: failed writes
+    are not half-applied, nothing acknowledged is lost, it serves on."""
+    server = ServerProcess("ours", small_disk / "server").start().wait_ready()
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
+
+    try:
+        fault = full_disk_fault(server, tmp_path / "run" / "filler.jsonl", grow)
+        report = run_and_check(server, tmp_path / "run", seed=5, faults=fault, watchers=1)
+    finally:
+        server.stop()
+    print(f"\nours: {report.summary()}")
+    assert not report.violations, "\n".join(str(v) for v in report.violations[:5])
+    assert report.answered_after_faults > 20

@@ -119,7 +119,9 @@ def run_and_check(
     the history always shows the server serving again. `progress_requests`:
     watchers may send RequestProgress (etcd 3.4.23 answers it out of order
     with events, its known bug fixed in 3.4.24). `preamble(client)` runs
-    first with a recording client (client 99), e.g. to set up a lease.
+    first with a recording client (client 99), e.g. to set up a lease. Every
+    `*.jsonl` in `workdir` is part of the checked history, so a fault may
+    record its own calls there.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     if preamble is not None:
@@ -153,10 +155,9 @@ def run_and_check(
         _stop(client_procs, stop_clients)
         _stop(watcher_procs, stop_watchers)
     final_read(server.endpoint, workdir / "final.jsonl")
-    files = [*client_files, *watcher_files, workdir / "final.jsonl"]
-    if preamble is not None:
-        files.append(workdir / "preamble.jsonl")
-    ops, watch_records = read_history(files)
+    # Every history of the run: recorders, preamble, final read, and what
+    # faults recorded (e.g. a filler's writes).
+    ops, watch_records = read_history(sorted(workdir.glob("*.jsonl")))
     result = check(ops, watch_records, leases_expire=leases_expire)
     report.ops = result.ops_checked
     report.answered = sum(op.status == "ok" for op in ops)
