@@ -26,6 +26,9 @@ from kvhistory.runner import run_and_check, spawn_recorder
 from k0s_store.proto import rpc_pb2
 
 LEASE_ID = 7_777
+# The reference run of a fault that proves the checker on etcd once more; not
+# in the pure-twin pass (it does not involve our code).
+ETCD_AGAIN = pytest.param("etcd", marks=pytest.mark.slow)
 
 
 @pytest.mark.parametrize("kind", ["etcd", "ours"])
@@ -42,7 +45,7 @@ def test_history_across_sigterm_and_kill9_restarts(servers, tmp_path, kind):
     """Every acknowledged write survives (the final read is checked too),
     answers stay linearizable, watches resume without a gap."""
     server = servers(kind).wait_ready()
-    fault = restarts_fault(server, [(1.5, "sigterm"), (3.0, "kill9")])
+    fault = restarts_fault(server, [(1.0, "sigterm"), (2.0, "kill9")])
     report = run_and_check(
         server, tmp_path / "run", seed=2, faults=fault, progress_requests=kind == "ours"
     )
@@ -51,7 +54,7 @@ def test_history_across_sigterm_and_kill9_restarts(servers, tmp_path, kind):
     assert len(report.faults) == 2 and report.answered_after_faults > 20
 
 
-@pytest.mark.parametrize("kind", ["etcd", "ours"])
+@pytest.mark.parametrize("kind", [ETCD_AGAIN, "ours"])
 def test_history_with_misbehaving_clients(servers, tmp_path, kind):
     """A watcher that never reads, one killed mid-stream and 2,000 dropped
     connections leave the others served correctly, and no descriptor behind."""
@@ -77,7 +80,7 @@ def test_history_with_misbehaving_clients(servers, tmp_path, kind):
     assert open_fds(server.proc.pid) <= fds_before + 10, (fds_before, open_fds(server.proc.pid))
 
 
-@pytest.mark.parametrize("kind", ["etcd", "ours"])
+@pytest.mark.parametrize("kind", [ETCD_AGAIN, "ours"])
 def test_history_across_a_pause_longer_than_a_lease_ttl(servers, tmp_path, kind):
     """SIGSTOP for 3 s, then SIGCONT: calls in flight may land after the
     pause, the 2 s lease expires then (its key with it), the rest holds."""

@@ -104,7 +104,7 @@ def run_and_check(
     *,
     clients: int = 4,
     watchers: int = 2,
-    seconds: float = 5.0,
+    seconds: float = 3.0,
     seed: int = 1,
     faults: Callable[[], list[str]] | None = None,
     leases_expire: bool = False,
