@@ -37,6 +37,9 @@ LEASE_TTL = struct.Struct(">q")
 LEASE_ID = struct.Struct(">q")
 # etcd's default election timeout (--election-timeout=1000ms): Promote's extension.
 PROMOTE_EXTENSION_SECONDS = 1.0
+# etcd's leaseRevokeRate: past this many leases, Promote spreads their deadlines
+# so that at most 3/4 of it fall in any one second.
+LEASE_REVOKE_RATE = 1000
 _LONG_KEY_HEAD = 448
 _LONG_KEY_MARK = b"\x01"
 
@@ -46,6 +49,32 @@ def lease_key(lease_id: int, key: bytes) -> bytes:
     if len(key) > SHORT_KEY_MAX:
         key = key[:_LONG_KEY_HEAD] + hashlib.sha256(key).digest() + _LONG_KEY_MARK
     return LEASE_ID.pack(lease_id) + key
+
+
+def promoted_deadlines(ttls: dict[int, int], now: float, extension: float) -> dict[int, float]:
+    """etcd's Promote: every lease's deadline is now + TTL + `extension`; with
+    LEASE_REVOKE_RATE leases or more, those that would pile up in one second
+    past 3/4 of the rate are pushed later, as etcd does, so that a restart
+    after a long downtime does not revoke them all at once."""
+    deadlines = {lease: now + ttl + extension for lease, ttl in ttls.items()}
+    if len(deadlines) < LEASE_REVOKE_RATE:
+        return deadlines
+    per_second = 3 * LEASE_REVOKE_RATE // 4
+    order = sorted(deadlines, key=deadlines.__getitem__)
+    base = deadlines[order[0]] - now
+    next_window, expires = base + 1.0, 0
+    for lease in order:
+        remaining = deadlines[lease] - now
+        if remaining > next_window:
+            base, next_window, expires = remaining, remaining + 1.0, 1
+            continue
+        expires += 1
+        if expires <= per_second:
+            continue
+        delay = expires / per_second - (remaining - base)
+        next_window = base + delay
+        deadlines[lease] += delay
+    return deadlines
 
 
 def attached_keys(txn: lmdb.Transaction, db: lmdb._Database, lease_id: int) -> list[bytes]:
@@ -72,15 +101,15 @@ class LeaseTable:
         self, txn: lmdb.Transaction, db: lmdb._Database, extension: float, min_ttl: int
     ) -> None:
         """Read every lease from the `lease` DB with a fresh deadline (etcd's
-        Promote): now + TTL (raised to `min_ttl`, as etcd's recovery does)
-        + `extension`."""
-        now = time.monotonic()
-        leases = {}
-        for k, v in txn.cursor(db=db):
-            ttl = max(LEASE_TTL.unpack_from(v)[0], min_ttl)
-            leases[LEASE_ID.unpack(k)[0]] = [ttl, now + ttl + extension]
+        Promote, `promoted_deadlines`); TTLs are raised to `min_ttl`, as
+        etcd's recovery does."""
+        ttls = {
+            LEASE_ID.unpack(k)[0]: max(LEASE_TTL.unpack_from(v)[0], min_ttl)
+            for k, v in txn.cursor(db=db)
+        }
+        deadlines = promoted_deadlines(ttls, time.monotonic(), extension)
         with self._lock:
-            self._leases = leases
+            self._leases = {lease: [ttl, deadlines[lease]] for lease, ttl in ttls.items()}
 
     def add(self, lease_id: int, ttl: int, deadline: float) -> None:
         with self._lock:

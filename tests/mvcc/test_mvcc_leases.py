@@ -1,5 +1,6 @@
 """Leases: grant, renew, time-to-live, revoke, expiry, persistence."""
 
+import bisect
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from k0s_store.errors import (
     LeaseNotFoundError,
     LeaseTTLTooLargeError,
 )
+from k0s_store.mvcc.lessor import promoted_deadlines
 from k0s_store.mvcc.types import EVENT_DELETE, PutRequest, RangeRequest
 
 
@@ -118,3 +120,13 @@ def test_renewal_after_restart_counts_from_the_renewal(open_store):
     assert store.lease_time_to_live(lease).ttl == 4  # 3 + 2 s extension, truncated
     assert store.lease_renew(lease) == 3
     assert store.lease_time_to_live(lease).ttl == 2  # a renewal sets now + TTL, no extension
+
+
+def test_promote_spreads_deadlines_of_many_leases_as_etcd_does():
+    few = promoted_deadlines({i: 10 for i in range(999)}, 100.0, 1.0)
+    assert set(few.values()) == {111.0}
+    many = sorted(promoted_deadlines({i: 10 for i in range(2000)}, 100.0, 1.0).values())
+    assert many[0] == many[749] == 111.0 and many[750] > 112.0  # 3/4 of etcd's rate first
+    busiest = max(bisect.bisect_left(many, start + 1.0) - i for i, start in enumerate(many))
+    assert busiest <= 751, f"{busiest} leases expire within one second"
+    assert many[-1] < 114.0  # pushed later, not forgotten

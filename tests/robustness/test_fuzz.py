@@ -32,13 +32,13 @@ def _fuzz(tmp_path: Path, target: str, seconds: int, *args: str) -> int:
 
 
 def test_fuzz_codec(tmp_path):
-    assert _fuzz(tmp_path, "codec", 3) > 500
+    assert _fuzz(tmp_path, "codec", 2) > 500
 
 
 def test_fuzz_request_path_leaves_a_consistent_store(tmp_path):
     data_dir = tmp_path / "store"
     data_dir.mkdir()
-    assert _fuzz(tmp_path, "requests", 4, f"--data-dir={data_dir}") > 500
+    assert _fuzz(tmp_path, "requests", 3, f"--data-dir={data_dir}") > 500
     revision, digest = (int(x) for x in (data_dir / "checkpoints").read_text().split()[-2:])
     store = Store(data_dir, fsync=False)  # reopened: it must open and agree
     try:

@@ -1,7 +1,11 @@
 """A kube-apiserver over the store, across SIGTERM restarts of the store: how
-long from the new store's start until the apiserver's `/livez/etcd` is ok and
-a write (a ConfigMap create, a Txn in the store) succeeds again. Real etcd
-3.4 is measured the same way for comparison.
+long the old store takes to stop with the apiserver's watch streams open,
+and how long after the new store answers the apiserver's `/livez/etcd` is ok
+and a write (a ConfigMap create, a Txn in the store) succeeds again. Real
+etcd 3.4 is measured the same way for comparison.
+
+The store's own start time is left out of the bounds: it follows the load
+of the machine, not the shutdown and reconnection this test is about.
 
 Needs ../shared/bin/kube-apiserver (or $K0S_KUBE_APISERVER).
 """
@@ -26,9 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 APISERVER = Path(
     os.environ.get("K0S_KUBE_APISERVER", ROOT.parent / "shared" / "bin" / "kube-apiserver")
 )
-RESTARTS = 3
-# etcd 3.4 here: 1.5-3.5 s; the issue saw 6.4-8.3 s in a third of our restarts.
-RECOVERY_BOUND_S = 6.0
+RESTARTS = int(os.environ.get("K0S_RECOVERY_RESTARTS", "3"))
+# After the store answers: one grpc-go backoff step at most (2.6 s x 1.2 jitter).
+# Before the fix the apiserver's storage calls came back 7-9 s after it.
+RECOVERY_BOUND_S = 3.5
+# Open watch streams used to hold the 2 s grace (and at times 10 s and more).
+STOP_BOUND_S = 2.0
 
 pytestmark = [
     pytest.mark.slow,
@@ -135,7 +142,16 @@ class Apiserver:
         self.log.close()
 
 
-@pytest.mark.parametrize("kind", ["etcd", "ours"])
+REFERENCE = pytest.param(
+    "etcd",
+    marks=pytest.mark.skipif(
+        not os.environ.get("K0S_RECOVERY_VS_ETCD"),
+        reason="the reference measurement runs with K0S_RECOVERY_VS_ETCD=1",
+    ),
+)
+
+
+@pytest.mark.parametrize("kind", [REFERENCE, "ours"])
 def test_kube_apiserver_recovers_after_store_restarts(servers, tmp_path, kind):
     pki, tls = kube_pki(tmp_path)
     store = servers(kind, tls=tls).wait_ready()
@@ -144,6 +160,7 @@ def test_kube_apiserver_recovers_after_store_restarts(servers, tmp_path, kind):
         assert apiserver.wait(apiserver.write_ok, 60) is not None, "the apiserver never came up"
         figures = []
         for _ in range(RESTARTS):
+            signalled = time.monotonic()
             store.stop()
             started = time.monotonic()
             store.start().wait_ready()
@@ -151,11 +168,16 @@ def test_kube_apiserver_recovers_after_store_restarts(servers, tmp_path, kind):
             etcd_ok = apiserver.wait(apiserver.etcd_ok, 30)
             write_ok = apiserver.wait(apiserver.write_ok, 30)
             assert etcd_ok is not None and write_ok is not None, "no recovery within 30 s"
-            figures.append((ready, ready + etcd_ok, ready + etcd_ok + write_ok))
+            stopping = started - signalled
+            figures.append((stopping, ready, ready + etcd_ok, ready + etcd_ok + write_ok))
     finally:
         apiserver.stop()
-    report = ", ".join(f"ready {r:.2f}s livez {e:.2f}s write {w:.2f}s" for r, e, w in figures)
-    print(f"\n{kind} (from the store's start): {report}")
+    report = ", ".join(
+        f"stop {s:.2f}s ready {r:.2f}s livez {e:.2f}s write {w:.2f}s" for s, r, e, w in figures
+    )
+    print(f"\n{kind} (after the store's start; stop before it): {report}")
     if kind == "ours":
-        slow = [w for _, _, w in figures if w > RECOVERY_BOUND_S]
-        assert not slow, f"recovery over {RECOVERY_BOUND_S}s: {report}"
+        slow = [w - r for _, r, _, w in figures if w - r > RECOVERY_BOUND_S]
+        assert not slow, f"recovery over {RECOVERY_BOUND_S}s after ready: {report}"
+        lingering = [s for s, _, _, _ in figures if s > STOP_BOUND_S]
+        assert not lingering, f"stop over {STOP_BOUND_S}s: {report}"

@@ -20,9 +20,13 @@ from harness.streams import BidiStream
 from k0s_store.proto import rpc_pb2
 
 RESTARTS = int(os.environ.get("K0S_RECOVERY_RESTARTS", "3"))
-# etcd 3.4 on the same machine: 1.5-3.5 s from the stop signal; the bound is
-# one backoff step more, to absorb a loaded machine (our start takes longer).
-RECOVERY_BOUND_S = 5.5
+# From the new server's readiness to the watch's recovery: one grpc-go backoff
+# step at most (2.6 s x 1.2 jitter). The server's own start time follows the
+# machine's load and is not bounded here.
+RECOVERY_BOUND_S = 3.5
+# The old process's exit: no open stream may hold the shutdown (it held the
+# 2 s grace before).
+EXIT_BOUND_S = 1.5
 
 
 def _measure(server, restarts: int) -> list[tuple[float, float, float]]:
@@ -54,17 +58,28 @@ def _measure(server, restarts: int) -> list[tuple[float, float, float]]:
         watch.wait()
 
 
-@pytest.mark.parametrize("kind", ["etcd", "ours"])
+REFERENCE = pytest.param(
+    "etcd",
+    marks=pytest.mark.skipif(
+        not os.environ.get("K0S_RECOVERY_VS_ETCD"),
+        reason="the reference measurement runs with K0S_RECOVERY_VS_ETCD=1",
+    ),
+)
+
+
+@pytest.mark.parametrize("kind", [REFERENCE, "ours"])
 def test_go_watch_recovers_after_sigterm_restarts(servers, tls_files, kind):
     server = servers(kind, tls=tls_files).wait_ready()
     figures = _measure(server, RESTARTS)
     report = ", ".join(
-        f"exit {exit:.2f}s ready {ready:.2f}s recovered {rec:.2f}s" for exit, ready, rec in figures
+        f"exit {gone:.2f}s ready {ready:.2f}s recovered {rec:.2f}s" for gone, ready, rec in figures
     )
     print(f"\n{kind}: {report}")
     if kind == "ours":
-        slow = [rec for _, _, rec in figures if rec > RECOVERY_BOUND_S]
-        assert not slow, f"recovery over {RECOVERY_BOUND_S}s: {report}"
+        slow = [rec - ready for _, ready, rec in figures if rec - ready > RECOVERY_BOUND_S]
+        assert not slow, f"recovery over {RECOVERY_BOUND_S}s after ready: {report}"
+        lingering = [gone for gone, _, _ in figures if gone > EXIT_BOUND_S]
+        assert not lingering, f"exit over {EXIT_BOUND_S}s: {report}"
 
 
 @pytest.mark.parametrize("kind", ["etcd", "ours"])

@@ -11,6 +11,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from kvhistory.recorder import Client
 
 Fault = Callable[[], list[str]]
 
@@ -99,5 +102,27 @@ def abuse_fault(
             "a watcher killed mid-stream",
             f"{churn} connections opened and dropped",
         ]
+
+    return inject
+
+
+def full_disk_fault(server, history: Path, grow: Callable[[], None]) -> Fault:
+    """Fill the disk under the server with recorded 4 KiB puts until one
+    fails, let the run go on against the full disk, then `grow()` it."""
+
+    def inject() -> list[str]:
+        with open(history, "a") as out:
+            filler = Client(server.endpoint, 98, 0, out)
+            for number in range(20_000):
+                filler.seq = number
+                value = f"{number}:" + "x" * 4096
+                op = filler.call("put", key=f"k/fill/{number:05d}", value=value, lease=0)
+                if op.status != "ok":
+                    break
+            else:
+                raise AssertionError("the disk never filled")
+        time.sleep(1.0)  # the recorded clients meet the full disk
+        grow()
+        return [f"disk full after {number} puts ({op.response})", "disk grown"]
 
     return inject

@@ -38,7 +38,9 @@ SEARCH_LIMIT = 200_000
 class Violation:
     """One way the history breaks etcd's guarantees."""
 
-    kind: str  # "reused revision", "stale read", "future read", "model", "unexplained"
+    # "reused revision", "stale read", "stale write", "future read", "lost write",
+    # "model" (another wrong answer), "unexplained" (a revision nothing made)
+    kind: str
     message: str
     ops: list[Operation] = field(default_factory=list)
 

@@ -21,6 +21,7 @@ from kvhistory.watches import validate_watches
 HERE = Path(__file__).resolve().parent.parent
 WATCH_TAIL_S = 1.0  # watchers outlive the clients by this, to see the last writes
 AFTER_FAULTS_S = 1.5
+START_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -37,11 +38,16 @@ class Report:
     violations: list = field(default_factory=list)
     inconclusive: bool = False
 
+    def _faults(self) -> str:
+        if len(self.faults) > 4:
+            return f"{len(self.faults)} ({self.faults[0]} ... {self.faults[-1]})"
+        return ", ".join(self.faults) or "none"
+
     def summary(self) -> str:
         return (
             f"{self.ops} ops ({self.answered} answered, {self.unknown} unknown), "
             f"{self.revisions} revisions, {self.watch_events} watch events, "
-            f"faults: {', '.join(self.faults) or 'none'}; {len(self.violations)} violations"
+            f"faults: {self._faults()}; {len(self.violations)} violations"
         )
 
 
@@ -69,6 +75,17 @@ def final_read(endpoint: str, out: Path) -> Operation:
     raise AssertionError(f"the final read never succeeded: {op.describe()}")
 
 
+def _wait_started(files: list[Path], procs: list[subprocess.Popen]) -> None:
+    """Until every recorder has written its first record (they start slowly on
+    a loaded machine, and faults must find them running)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not all(path.exists() and path.stat().st_size for path in files):
+        dead = [proc.args for proc in procs if proc.poll() is not None]
+        assert not dead, f"recorders exited early: {dead}"
+        assert time.monotonic() < deadline, "recorders did not start"
+        time.sleep(0.05)
+
+
 def _stop(procs: list[subprocess.Popen], stop: Path) -> None:
     stop.touch()
     try:
@@ -87,7 +104,7 @@ def run_and_check(
     *,
     clients: int = 4,
     watchers: int = 2,
-    seconds: float = 5.0,
+    seconds: float = 3.0,
     seed: int = 1,
     faults: Callable[[], list[str]] | None = None,
     leases_expire: bool = False,
@@ -102,7 +119,9 @@ def run_and_check(
     the history always shows the server serving again. `progress_requests`:
     watchers may send RequestProgress (etcd 3.4.23 answers it out of order
     with events, its known bug fixed in 3.4.24). `preamble(client)` runs
-    first with a recording client (client 99), e.g. to set up a lease.
+    first with a recording client (client 99), e.g. to set up a lease. Every
+    `*.jsonl` in `workdir` is part of the checked history, so a fault may
+    record its own calls there.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     if preamble is not None:
@@ -123,8 +142,9 @@ def run_and_check(
         for i, path in enumerate(client_files, start=1)
     ]
     report = Report()
-    started = time.monotonic()
     try:
+        _wait_started([*client_files, *watcher_files], [*client_procs, *watcher_procs])
+        started = time.monotonic()
         if faults is not None:
             report.faults = faults()
         faults_done = time.monotonic()
@@ -135,10 +155,9 @@ def run_and_check(
         _stop(client_procs, stop_clients)
         _stop(watcher_procs, stop_watchers)
     final_read(server.endpoint, workdir / "final.jsonl")
-    files = [*client_files, *watcher_files, workdir / "final.jsonl"]
-    if preamble is not None:
-        files.append(workdir / "preamble.jsonl")
-    ops, watch_records = read_history(files)
+    # Every history of the run: recorders, preamble, final read, and what
+    # faults recorded (e.g. a filler's writes).
+    ops, watch_records = read_history(sorted(workdir.glob("*.jsonl")))
     result = check(ops, watch_records, leases_expire=leases_expire)
     report.ops = result.ops_checked
     report.answered = sum(op.status == "ok" for op in ops)
