@@ -19,7 +19,9 @@ Byte formats: k0s_store/mvcc/index.py (DB keys, long-key groups) and
 k0s_store/mvcc/key_index.py (records).
 """
 
+from cpython.buffer cimport PyBUF_READ
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -28,7 +30,7 @@ from libc.string cimport memcmp, memcpy
 from lmdb_capi cimport *
 from revrecords cimport *
 
-from k0s_store._ext.codec import decode_kv, encode_kv
+from k0s_store._ext.codec import decode_kv, encode_kv, kv_without_value
 from k0s_store._ext.lmdb import _ERRORS, Error
 
 __all__ = ["get_live", "index_records", "put_revision", "range_live", "tombstone"]
@@ -248,10 +250,11 @@ cdef int walk(Scan* s, MDB_cursor_op op, Py_ssize_t budget) noexcept nogil:
 
 
 def range_live(txn, index_db, key_db, bytes key, bytes end,
-               uint64_t rev, Py_ssize_t limit, bint fetch):
+               uint64_t rev, Py_ssize_t limit, bint fetch, bint keys_only=False):
     """Over the user keys in [key, end) (end b"": no bound): (the stored
     KeyValue of each key live at `rev`, at most `limit` of them (0: all),
-    none unless `fetch`; the number of keys live at `rev`)."""
+    none unless `fetch`, without their values if `keys_only` (read in place,
+    never copied); the number of keys live at `rev`)."""
     cdef Scan s
     cdef MDB_val start, ignored
     cdef MDB_cursor_op op = MDB_SET_RANGE
@@ -297,6 +300,13 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
                 rc = walk(&s, MDB_NEXT, -1)
         if rc:
             fail("range_live", rc)
+        if keys_only:
+            return [
+                kv_without_value(
+                    PyMemoryView_FromMemory(<char*>s.found[i].mv_data, s.found[i].mv_size,
+                                            PyBUF_READ))
+                for i in range(s.n_found)
+            ], s.count
         return [
             PyBytes_FromStringAndSize(<const char*>s.found[i].mv_data, s.found[i].mv_size)
             for i in range(s.n_found)

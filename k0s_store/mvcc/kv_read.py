@@ -88,19 +88,28 @@ class ReadView:
             raise CompactedError()
 
     def kvs(
-        self, key: bytes, end: bytes | None, rev: int, limit: int = 0, fetch: bool = True
+        self,
+        key: bytes,
+        end: bytes | None,
+        rev: int,
+        limit: int = 0,
+        fetch: bool = True,
+        keys_only: bool = False,
     ) -> tuple[list[bytes], int]:
         """Stored KeyValues of the keys live at `rev` in [key, end), at most
-        `limit` of them (0: all; none unless `fetch`), and how many there are."""
+        `limit` of them (0: all; none unless `fetch`; without their values if
+        `keys_only`), and how many there are."""
         txn, dbs = self.txn, self.dbs
         if end is None:
             kv = lmdb_kv.get_live(txn, dbs.index, dbs.key, key, rev)
             if kv is None:
                 return [], 0
-            return ([kv] if fetch else []), 1
+            if not fetch:
+                return [], 1
+            return [codec.kv_without_value(kv) if keys_only else kv], 1
         if end and end <= key:
             return [], 0
-        return lmdb_kv.range_live(txn, dbs.index, dbs.key, key, end, rev, limit, fetch)
+        return lmdb_kv.range_live(txn, dbs.index, dbs.key, key, end, rev, limit, fetch, keys_only)
 
     def get(self, key: bytes) -> bytes | None:
         """The stored KeyValue of `key` now, or None."""
@@ -124,14 +133,16 @@ class ReadView:
             sort_order = SORT_ASCEND  # etcd sorts ASCEND when only a target is given
         fetch_all = req.sort_order != SORT_NONE or filtered
         limit = 0 if fetch_all or req.limit <= 0 else req.limit + 1
-        kvs, count = self.kvs(req.key, end, rev, limit)
-        if filtered or sort_order != SORT_NONE:
+        # Values are dropped by the scan, unless filters or a sort come first.
+        reorder = filtered or sort_order != SORT_NONE
+        kvs, count = self.kvs(req.key, end, rev, limit, keys_only=req.keys_only and not reorder)
+        if reorder:
             kvs = _filter_and_sort(kvs, req, sort_order)
         more = False
         if req.limit > 0 and len(kvs) > req.limit:
             del kvs[req.limit :]
             more = True
-        if req.keys_only:
+        if req.keys_only and reorder:
             kvs = [codec.kv_without_value(kv) for kv in kvs]
         return RangeResult(kvs, more, count)
 

@@ -5,7 +5,7 @@ Byte formats: k0s_store/mvcc/index.py (DB keys, long-key groups) and
 k0s_store/mvcc/key_index.py (records).
 """
 
-from k0s_store.pure.codec import decode_kv, encode_kv, rev_key
+from k0s_store.pure.codec import decode_kv, encode_kv, kv_without_value, rev_key
 from k0s_store.pure.revindex import (
     GROUP_KEY_LEN,
     decode_group,
@@ -45,11 +45,20 @@ def get_live(txn, index_db, key_db, key: bytes, rev: int) -> bytes | None:
 
 
 def range_live(
-    txn, index_db, key_db, key: bytes, end: bytes, rev: int, limit: int, fetch: bool
+    txn,
+    index_db,
+    key_db,
+    key: bytes,
+    end: bytes,
+    rev: int,
+    limit: int,
+    fetch: bool,
+    keys_only: bool = False,
 ) -> tuple[list[bytes], int]:
     """Over the user keys in [key, end) (end b"": no bound): (the stored
     KeyValue of each key live at `rev`, at most `limit` of them (0: all),
-    none unless `fetch`; the number of keys live at `rev`)."""
+    none unless `fetch`, without their values if `keys_only`; the number of
+    keys live at `rev`)."""
     found: list[bytes] = []
     count = 0
     cursor = txn.cursor(db=index_db)
@@ -67,7 +76,8 @@ def range_live(
                 continue
             count += 1
             if fetch and (not limit or len(found) < limit):
-                found.append(txn.get(rev_key, db=key_db))
+                kv = txn.get(rev_key, db=key_db)
+                found.append(kv_without_value(kv) if keys_only else kv)
     return found, count
 
 

@@ -12,8 +12,7 @@ from functools import partial
 
 import lmdb as py_lmdb
 import pytest
-
-from tests.harness.twins import twin
+from harness.twins import twin
 
 OURS = twin("lmdb", "compiled")
 LIBS = pytest.mark.parametrize("lib", [py_lmdb, OURS], ids=["py-lmdb", "ours"])

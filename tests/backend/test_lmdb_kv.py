@@ -89,6 +89,9 @@ def test_range_live_matches_the_model(store, lmdb_kv, key, end, rev):
         for limit, fetch in ((0, True), (3, True), (500, True), (0, False)):
             got = lmdb_kv.range_live(txn, index_db, key_db, key, end, rev, limit, fetch)
             assert got == _expected(history, key, end, rev, limit, fetch), (limit, fetch)
+        kvs, count = lmdb_kv.range_live(txn, index_db, key_db, key, end, rev, 0, True, True)
+        expected, expected_count = _expected(history, key, end, rev, 0, True)
+        assert (kvs, count) == ([codec.kv_without_value(kv) for kv in expected], expected_count)
 
 
 def test_single_keys_and_records(store, lmdb_kv):
