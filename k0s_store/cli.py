@@ -130,7 +130,7 @@ def _quota(flag_value: int) -> int:
 def serve(args: argparse.Namespace) -> int:
     """Open the store, serve until SIGTERM or SIGINT, then close it cleanly."""
     from k0s_store.mvcc import Store  # imported here so `--help` needs no store
-    from k0s_store.transport.grpc_server import start_server
+    from k0s_store.transport.server import start_server
 
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)
     try:

@@ -1,0 +1,396 @@
+"""etcd's gRPC API on the native server core (`k0s_store._ext.h2server`).
+
+The core's event loop does HTTP/2, TLS and gRPC framing without the GIL and
+hands whole calls to this module's worker threads, which call the handlers
+of the transport-neutral table (`k0s_store.api.methods`) the way their
+`Shape` says and queue the answers back to the loop.
+
+Threads:
+- the loop (one, in C, GIL released);
+- workers: a pool that grows while every worker is busy (a put waits for its
+  group commit, so concurrent puts need concurrent workers to share an
+  fsync), up to `max_workers`;
+- the events of one streaming call (Watch, LeaseKeepAlive) are handled one
+  at a time, in order (`_Call.post`), by whichever worker is free;
+- a Watch session's responses are sent by one thread per stream (the
+  session's `responses()` iterator);
+- `CertificateWatcher`: reloads changed TLS files for new connections.
+"""
+
+import contextlib
+import logging
+import os
+import socket
+import stat
+import threading
+import time
+from collections import deque
+from typing import NamedTuple
+
+from k0s_store._ext import h2server
+from k0s_store.api.methods import (
+    Caller,
+    Method,
+    Shape,
+    build_services,
+    method_table,
+    unknown_method_text,
+)
+from k0s_store.api.settings import Settings
+from k0s_store.api.unmarshal_errors import parse
+from k0s_store.errors import EtcdError
+from k0s_store.transport.certificates import CertificateWatcher
+from k0s_store.transport.listeners import Listener, TLSFiles
+from k0s_store.transport.status import OK, UNIMPLEMENTED, UNKNOWN, encode_message, status_code
+
+log = logging.getLogger("k0s_store.native")
+
+MIN_WORKERS = 8
+DEFAULT_MAX_WORKERS = 512
+LISTEN_BACKLOG = 4096
+
+_SHAPES = {
+    Shape.UNARY: h2server.UNARY,
+    Shape.SERVER_STREAM: h2server.SERVER_STREAM,
+    Shape.EACH_MESSAGE: h2server.EACH_MESSAGE,
+    Shape.SESSION: h2server.SESSION,
+}
+
+
+class _Call:
+    """A streaming call's state; its events run one at a time, in arrival order."""
+
+    __slots__ = ("caller", "lock", "method", "pending", "running", "session")
+
+    def __init__(self, method: Method, caller: Caller) -> None:
+        self.method = method
+        self.caller = caller
+        self.session = None
+        self.lock = threading.Lock()
+        self.pending: deque = deque()
+        self.running = False
+
+    def post(self, step) -> None:
+        """Run `step()` after the earlier steps (here, or on the worker running them)."""
+        with self.lock:
+            self.pending.append(step)
+            if self.running:
+                return
+            self.running = True
+        while True:
+            with self.lock:
+                if not self.pending:
+                    self.running = False
+                    return
+                step = self.pending.popleft()
+            step()
+
+
+class _Dispatcher:
+    """Turns the core's events into handler calls and their answers into replies."""
+
+    def __init__(self, core: "h2server.NativeServer", methods: list[Method], max_recv: int):
+        self.core = core
+        self.methods = methods
+        self.table = {m.path: m for m in methods}
+        self.max_recv = max_recv
+        self.calls: dict[tuple[int, int, int], _Call] = {}
+        self.lock = threading.Lock()
+        self.idle_changed = threading.Condition(self.lock)
+        self.in_flight = 0  # unary and server-streaming calls being answered
+
+    # -- events ------------------------------------------------------------------
+
+    def handle(self, event) -> None:
+        kind, fd, gen, sid, index, data, token, cert_cn, timeout_us = event
+        key = (fd, gen, sid)
+        if kind == h2server.UNKNOWN:
+            path = data.decode("utf-8", "replace")
+            self._end(key, UNIMPLEMENTED, unknown_method_text(path, self.table))
+            return
+        method = self.methods[index]
+        if kind == h2server.REQUEST and method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
+            self._unary(key, method, data, Caller(token=token, cert_cn=cert_cn), timeout_us)
+            return
+        if kind == h2server.OPEN:
+            call = _Call(method, Caller(token=token, cert_cn=cert_cn))
+            with self.lock:
+                self.calls[key] = call
+            call.post(lambda: self._open(key, call))
+            return
+        with self.lock:
+            call = self.calls.get(key) if kind != h2server.CLOSED else self.calls.pop(key, None)
+        if call is None:
+            return
+        if kind == h2server.REQUEST:
+            call.post(lambda: self._message(key, call, data))
+        elif kind == h2server.HALF_CLOSE:
+            call.post(lambda: self._half_close(key, call))
+        else:
+            call.post(lambda: self._closed(call))
+
+    # -- unary and server-streaming calls ------------------------------------------
+
+    def _unary(self, key, method: Method, data: bytes, caller: Caller, timeout_us: int) -> None:
+        with self.lock:
+            self.in_flight += 1
+        try:
+            request = parse(method.request_type, data) if method.request_type else data
+            result = self._invoke(method, request, caller)
+            if method.shape is Shape.UNARY:
+                self._send(key, self._encode(method, result), end=True)
+            else:
+                deadline = time.monotonic() + timeout_us / 1e6 if timeout_us > 0 else None
+                for response in result:
+                    if deadline is not None and time.monotonic() > deadline:
+                        self._end(
+                            key, status_code("DEADLINE_EXCEEDED"), "context deadline exceeded"
+                        )
+                        return
+                    self._send(key, self._encode(method, response))
+                self._end(key, OK, "")
+        except EtcdError as e:
+            self._end(key, status_code(e.code), e.message)
+        except Exception as e:  # a bug: the client gets grpc's UNKNOWN, the log the trace
+            log.exception("%s failed", method.path)
+            self._end(key, UNKNOWN, f"Exception calling application: {e}")
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.idle_changed.notify_all()
+
+    @staticmethod
+    def _invoke(method: Method, request, caller: Caller):
+        if method.wants_caller:
+            return method.handler(request, caller=caller)
+        return method.handler(request)
+
+    @staticmethod
+    def _encode(method: Method, response) -> bytes:
+        return response.SerializeToString() if method.response_type else response
+
+    # -- streaming calls (steps run by _Call.post) -----------------------------------
+
+    def _open(self, key, call: _Call) -> None:
+        if call.method.shape is not Shape.SESSION:
+            return
+        method = call.method
+        try:
+            call.session = (
+                method.handler(caller=call.caller) if method.wants_caller else method.handler()
+            )
+        except EtcdError as e:
+            self._end(key, status_code(e.code), e.message)
+            return
+        threading.Thread(
+            target=self._pump, args=(key, call.session), name="stream-send", daemon=True
+        ).start()
+
+    def _pump(self, key, session) -> None:
+        try:
+            for response in session.responses():
+                self._send(key, response)
+        except EtcdError as e:
+            session.close()
+            self._end(key, status_code(e.code), e.message)
+
+    def _message(self, key, call: _Call, data: bytes) -> None:
+        if call.session is not None:
+            call.session.submit(data)
+            return
+        if call.method.shape is not Shape.EACH_MESSAGE:
+            return
+        try:
+            request = parse(call.method.request_type, data) if call.method.request_type else data
+            response = self._invoke(call.method, request, call.caller)
+            self._send(key, self._encode(call.method, response))
+        except EtcdError as e:
+            self._end(key, status_code(e.code), e.message)
+
+    def _half_close(self, key, call: _Call) -> None:
+        # A Watch stays open when the client half-closes, as in etcd; an
+        # each-message call is over once its last request is answered.
+        if call.method.shape is Shape.EACH_MESSAGE:
+            self._end(key, OK, "")
+
+    @staticmethod
+    def _closed(call: _Call) -> None:
+        if call.session is not None:
+            call.session.close()
+
+    # -- replies ---------------------------------------------------------------------
+
+    def _send(self, key, message: bytes, end: bool = False) -> None:
+        self.core.send(*key, message, end)
+
+    def _end(self, key, code: int, text: str) -> None:
+        self.core.send(*key, None, True, code, encode_message(text))
+
+
+class _WorkerPool:
+    """Threads taking the core's events; one more starts whenever none is idle."""
+
+    def __init__(self, dispatcher: _Dispatcher, max_workers: int) -> None:
+        self.dispatcher = dispatcher
+        self.max_workers = max_workers
+        self.lock = threading.Lock()
+        self.idle = 0
+        self.threads: list[threading.Thread] = []
+
+    def start(self, count: int) -> None:
+        for _ in range(count):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work, name="rpc-worker", daemon=True)
+        with self.lock:
+            self.idle += 1
+            self.threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        core = self.dispatcher.core
+        while True:
+            event = core.next_event()
+            if event is None:
+                return
+            with self.lock:
+                self.idle -= 1
+                grow = self.idle == 0 and len(self.threads) < self.max_workers
+            if grow:
+                self._spawn()
+            try:
+                self.dispatcher.handle(event)
+            except Exception:
+                log.exception("dispatching an event failed")
+            with self.lock:
+                self.idle += 1
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self.threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _bind(listener: Listener) -> list[socket.socket]:
+    """Listening non-blocking sockets for a listener (every address of its host)."""
+    if listener.is_unix:
+        path = listener.address[len("unix:") :]
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.unlink(path)  # a stale socket of an earlier run
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        socks = [sock]
+    else:
+        host, _, port = listener.address.rpartition(":")
+        host = host.strip("[]")
+        infos = socket.getaddrinfo(
+            host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        socks, bound_port = [], int(port)
+        for family, _, _, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], bound_port, *address[2:]))
+            bound_port = sock.getsockname()[1]  # port 0: every address gets the first's port
+            socks.append(sock)
+    for sock in socks:
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    return socks
+
+
+class NativeServer:
+    """A running native server; `stop(grace)` as grpc.Server's (returns an Event)."""
+
+    def __init__(self, core, pool: _WorkerPool, sockets, certificates) -> None:
+        self.core = core
+        self.pool = pool
+        self.sockets = sockets
+        self.certificates = certificates
+        self.loop_thread = threading.Thread(target=core.run, name="h2-loop", daemon=True)
+        self._stopped = threading.Event()
+        self._stopping = False
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stop accepting, GOAWAY, let calls in flight finish (up to `grace` seconds),
+        then close every connection (streams end) and the loop."""
+        if not self._stopping:
+            self._stopping = True
+            threading.Thread(target=self._shutdown, args=(grace or 0.0,), daemon=True).start()
+        return self._stopped
+
+    def _shutdown(self, grace: float) -> None:
+        if self.certificates is not None:
+            self.certificates.stop()
+        self.core.goaway()
+        dispatcher = self.pool.dispatcher
+        deadline = time.monotonic() + grace
+        with dispatcher.lock:
+            while dispatcher.in_flight and time.monotonic() < deadline:
+                dispatcher.idle_changed.wait(max(0.0, deadline - time.monotonic()))
+        self.core.close_connections()
+        self.core.exit()
+        self.loop_thread.join()
+        self.pool.join(max(1.0, deadline - time.monotonic()))
+        for sock in self.sockets:
+            if sock.family == socket.AF_UNIX:
+                with contextlib.suppress(OSError):
+                    os.unlink(sock.getsockname())
+            sock.close()
+        self._stopped.set()
+
+
+class BoundServer(NamedTuple):
+    """A started server and the address each listener got (ports resolved)."""
+
+    server: NativeServer
+    addresses: list[tuple[Listener, str]]
+
+
+def start_server(
+    store,
+    settings: Settings,
+    listeners: list[Listener],
+    tls: TLSFiles,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+) -> BoundServer:
+    """Serve etcd's API over `store` on every listener and start the server.
+
+    A TCP port 0 is replaced by the port the system picked.
+    """
+    methods = list(method_table(build_services(store, settings)).values())
+    core = h2server.NativeServer(
+        [(m.path, _SHAPES[m.shape]) for m in methods], settings.max_message_bytes
+    )
+    certificates = CertificateWatcher(tls, core) if any(x.secure for x in listeners) else None
+    sockets, addresses = [], []
+    for listener in listeners:
+        bound = _bind(listener)
+        sockets += bound
+        for sock in bound:
+            index = core.add_listener(
+                sock.fileno(), certificates.context if listener.secure else None
+            )
+            if listener.secure:
+                certificates.serve(index)
+        addresses.append((listener, _resolved(listener, bound[0])))
+    pool = _WorkerPool(_Dispatcher(core, methods, settings.max_message_bytes), max_workers)
+    server = NativeServer(core, pool, sockets, certificates)
+    server.loop_thread.start()
+    pool.start(MIN_WORKERS)
+    if certificates is not None:
+        certificates.start()
+    return BoundServer(server, addresses)
+
+
+def _resolved(listener: Listener, sock: socket.socket) -> str:
+    if listener.is_unix:
+        return listener.address
+    host = listener.address.rsplit(":", 1)[0]
+    return f"{host}:{sock.getsockname()[1]}"
