@@ -266,6 +266,9 @@ cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t 
                 st.out_tail = NULL
             free(m.data)
             free(m)
+    if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
+        st.drain_wanted = 0
+        push_event(st, EV_DRAINED, NULL, 0)
     if st.out_head == NULL:
         if st.finished:
             data_flags[0] |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM
@@ -274,6 +277,35 @@ cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t 
             st.deferred = 1
             return NGHTTP2_ERR_DEFERRED
     return done
+
+
+cdef void stream_want_drain(Stream *st) noexcept nogil:
+    """EV_DRAINED now if little is queued, else once the data provider has sent enough."""
+    if st.out_bytes <= DRAIN_LOW_WATER:
+        push_event(st, EV_DRAINED, NULL, 0)
+    else:
+        st.drain_wanted = 1
+
+
+cdef void push_drained(Loop *loop, int fd, uint32_t gen, int32_t sid) noexcept nogil:
+    cdef Event *ev = <Event *>calloc(1, sizeof(Event))
+    if ev == NULL:
+        return
+    ev.kind = EV_DRAINED
+    ev.fd = fd
+    ev.gen = gen
+    ev.sid = sid
+    ev.method = -1
+    ev.timeout_us = -1
+    events_push(loop, ev)
+
+
+cdef void stream_closed_events(Stream *st) noexcept nogil:
+    """A stream is going away: wake whoever in Python waits on it."""
+    if st.drain_wanted:
+        push_event(st, EV_DRAINED, NULL, 0)
+    if st.python_open:
+        push_event(st, EV_CLOSED, NULL, 0)
 
 
 cdef void stream_queue(Stream *st, char *data, size_t n, int end, int status, char *msg,

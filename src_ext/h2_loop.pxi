@@ -29,8 +29,7 @@ cdef void conn_close(Conn *conn) noexcept nogil:
     cdef Stream *st
     while conn.streams != NULL:
         st = conn.streams
-        if st.python_open:
-            push_event(st, EV_CLOSED, NULL, 0)
+        stream_closed_events(st)
         if conn.session != NULL:
             nghttp2_session_set_stream_user_data(conn.session, st.id, NULL)
         stream_free(st)
@@ -173,7 +172,12 @@ cdef void loop_accept(Loop *loop, Listener *lis) noexcept nogil:
     while loop.accepting:
         fd = accept4(lis.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)
         if fd < 0:
-            return  # EAGAIN, or out of descriptors: try again on the next wakeup
+            if errno == EMFILE or errno == ENFILE:
+                # The pending connection stays queued; rather than spin on a
+                # listener that stays readable, rest the listeners a while.
+                listeners_watch(loop, 0)
+                loop.accept_resume_ms = monotonic_ms() + ACCEPT_RETRY_MS
+            return
         if fd >= loop.nconns:
             grown = <Conn **>realloc(loop.conns, (fd + 1024) * sizeof(Conn *))
             if grown == NULL:
@@ -210,13 +214,28 @@ cdef void loop_accept(Loop *loop, Listener *lis) noexcept nogil:
             conn_close(conn)
 
 
+cdef int64_t monotonic_ms() noexcept nogil:
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1000 + now.tv_nsec // 1000000
+
+
+cdef void listeners_watch(Loop *loop, int on) noexcept nogil:
+    cdef epoll_event ev
+    cdef int i
+    for i in range(loop.nlisteners):
+        ev.events = EPOLLIN
+        ev.data.fd = loop.listeners[i].fd
+        epoll_ctl(loop.epfd, EPOLL_CTL_ADD if on else EPOLL_CTL_DEL, loop.listeners[i].fd, &ev)
+
+
 cdef void loop_goaway(Loop *loop) noexcept nogil:
     """Stop accepting; tell every client no new stream will be served."""
     cdef int i
     cdef Conn *conn
+    if loop.accepting and not loop.accept_resume_ms:
+        listeners_watch(loop, 0)
     loop.accepting = 0
-    for i in range(loop.nlisteners):
-        epoll_ctl(loop.epfd, EPOLL_CTL_DEL, loop.listeners[i].fd, NULL)
     for i in range(loop.nconns):
         conn = loop.conns[i]
         if conn != NULL and conn.session != NULL:
@@ -243,6 +262,15 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
                 stream_queue(st, r.data, r.len, r.end, r.status, r.msg, r.msglen)
                 r.data = NULL
                 r.msg = NULL
+        elif r.kind == R_DRAIN:
+            conn = loop.conns[r.fd] if 0 <= r.fd < loop.nconns else NULL
+            st = NULL
+            if conn != NULL and conn.gen == r.gen and conn.session != NULL and not conn.dead:
+                st = <Stream *>nghttp2_session_get_stream_user_data(conn.session, r.sid)
+            if st != NULL:
+                stream_want_drain(st)
+            else:
+                push_drained(loop, r.fd, r.gen, r.sid)  # gone: nothing left to wait for
         elif r.kind == R_GOAWAY:
             loop_goaway(loop)
         elif r.kind == R_CLOSE_ALL:
@@ -279,7 +307,11 @@ cdef void loop_run(Loop *loop) noexcept nogil:
     cdef Conn *conn
     cdef int listener, r
     while loop.running:
-        n = epoll_wait(loop.epfd, events, MAX_EVENTS, -1)
+        n = epoll_wait(loop.epfd, events, MAX_EVENTS, ACCEPT_RETRY_MS if loop.accept_resume_ms else -1)
+        if loop.accept_resume_ms and monotonic_ms() >= loop.accept_resume_ms:
+            loop.accept_resume_ms = 0
+            if loop.accepting:
+                listeners_watch(loop, 1)
         for i in range(n):
             fd = events[i].data.fd
             if fd == loop.evfd:

@@ -109,8 +109,7 @@ cdef int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t e
     cdef Stream *st = <Stream *>nghttp2_session_get_stream_user_data(session, stream_id)
     if st == NULL:
         return 0
-    if st.python_open:
-        push_event(st, EV_CLOSED, NULL, 0)
+    stream_closed_events(st)
     nghttp2_session_set_stream_user_data(session, stream_id, NULL)
     stream_free(st)
     return 0

@@ -7,6 +7,7 @@ DEF EV_OPEN = 1         # a streaming call started (SESSION / EACH_MESSAGE)
 DEF EV_HALF_CLOSE = 2   # the client ended its side of a streaming call
 DEF EV_CLOSED = 3       # a streaming call is gone (reset, connection closed, finished)
 DEF EV_UNKNOWN = 4      # a call of a path not in the table (data: the path)
+DEF EV_DRAINED = 5      # a call's queued response bytes fell to DRAIN_LOW_WATER (asked by R_DRAIN)
 
 # What Python hands to the loop (Reply.kind).
 DEF R_MESSAGE = 0       # a response message and/or the call's final status
@@ -14,11 +15,14 @@ DEF R_GOAWAY = 1        # stop accepting, GOAWAY every connection
 DEF R_CLOSE_ALL = 2     # close every connection
 DEF R_EXIT = 3          # leave the loop
 DEF R_SET_TLS = 4       # listener `sid` serves new connections with `ctx`
+DEF R_DRAIN = 5         # send EV_DRAINED once the call has at most DRAIN_LOW_WATER bytes queued
 
 DEF READ_CHUNK = 65536
 DEF WRITE_HIGH_WATER = 65536
 DEF MAX_LISTENERS = 32
 DEF MAX_EVENTS = 256
+DEF DRAIN_LOW_WATER = 262144
+DEF ACCEPT_RETRY_MS = 100  # out of descriptors: listeners rest this long
 
 
 cdef struct Event:
@@ -106,6 +110,7 @@ cdef struct Stream:
     OutMsg *out_tail
     size_t out_bytes
     int deferred           # the data provider returned DEFERRED
+    int drain_wanted       # Python waits for EV_DRAINED
 
 
 cdef struct Loop
@@ -142,6 +147,7 @@ cdef struct Loop:
     Listener listeners[MAX_LISTENERS]
     int nlisteners
     int accepting
+    int64_t accept_resume_ms  # listeners left epoll after EMFILE; back at this time (0: not paused)
     int running
     char **paths
     size_t *pathlens

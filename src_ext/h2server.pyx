@@ -19,6 +19,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, strlen
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 from nghttp2 cimport *
@@ -38,6 +39,7 @@ OPEN = EV_OPEN
 HALF_CLOSE = EV_HALF_CLOSE
 CLOSED = EV_CLOSED
 UNKNOWN = EV_UNKNOWN
+DRAINED = EV_DRAINED
 UNARY = SHAPE_UNARY
 SERVER_STREAM = SHAPE_SERVER_STREAM
 EACH_MESSAGE = SHAPE_EACH_MESSAGE
@@ -83,6 +85,10 @@ cdef class NativeServer:
             loop.shapes[i] = shape
         loop.callbacks = make_callbacks()
         nghttp2_option_new(&loop.option)
+        # nghttp2's HTTP checks would refuse what grpc-go accepts (e.g. the
+        # :authority "http://host:port" etcdctl sends for a URL endpoint);
+        # the gRPC checks are ours (h2_grpc.pxi).
+        nghttp2_option_set_no_http_messaging(loop.option, 1)
         loop.epfd = epoll_create1(EPOLL_CLOEXEC)
         loop.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
         if loop.callbacks == NULL or loop.epfd < 0 or loop.evfd < 0:
@@ -185,6 +191,18 @@ cdef class NativeServer:
         if grpc_message:
             r.msg = dup_bytes(PyBytes_AS_STRING(grpc_message), PyBytes_GET_SIZE(grpc_message))
             r.msglen = PyBytes_GET_SIZE(grpc_message)
+        replies_push(self.loop, r)
+
+    def request_drain(self, int fd, uint32_t gen, int32_t sid) -> None:
+        """Ask for a DRAINED event once the call has little left to send (at most
+        DRAIN_LOW_WATER bytes queued): the sender's write back-pressure."""
+        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
+        if r == NULL:
+            raise MemoryError()
+        r.kind = R_DRAIN
+        r.fd = fd
+        r.gen = gen
+        r.sid = sid
         replies_push(self.loop, r)
 
     def _command(self, int kind) -> None:

@@ -14,12 +14,17 @@ Threads:
   at a time, in order (`_Call.post`), by whichever worker is free;
 - a Watch session's responses are sent by one thread per stream (the
   session's `responses()` iterator);
+- a sender (that thread, or the worker of a server-streaming call) that has
+  handed the loop `DRAIN_HIGH_WATER` bytes waits until the loop has sent
+  most of them (`_Flow`): a client that stops reading holds the sender, so
+  a watch's backlog and pause (k0s_store/api/watch.py) bound its memory;
 - `CertificateWatcher`: reloads changed TLS files for new connections.
 """
 
 import contextlib
 import logging
 import os
+import resource
 import socket
 import stat
 import threading
@@ -46,6 +51,7 @@ from k0s_store.transport.status import OK, UNIMPLEMENTED, UNKNOWN, encode_messag
 log = logging.getLogger("k0s_store.native")
 
 MIN_WORKERS = 8
+DRAIN_HIGH_WATER = 1024 * 1024
 DEFAULT_MAX_WORKERS = 512
 LISTEN_BACKLOG = 4096
 
@@ -55,6 +61,28 @@ _SHAPES = {
     Shape.EACH_MESSAGE: h2server.EACH_MESSAGE,
     Shape.SESSION: h2server.SESSION,
 }
+
+
+class _Flow:
+    """Write back-pressure of one call: the sender waits once it has queued
+    `DRAIN_HIGH_WATER` bytes until the loop reports them nearly sent."""
+
+    __slots__ = ("drained", "queued")
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.drained = threading.Event()
+
+    def sent(self, dispatcher: "_Dispatcher", key, size: int) -> None:
+        self.queued += size
+        if self.queued < DRAIN_HIGH_WATER:
+            return
+        self.drained.clear()
+        dispatcher.flows[key] = self
+        dispatcher.core.request_drain(*key)
+        self.drained.wait()  # set by DRAINED, or CLOSED when the call goes away
+        dispatcher.flows.pop(key, None)
+        self.queued = 0
 
 
 class _Call:
@@ -95,6 +123,7 @@ class _Dispatcher:
         self.table = {m.path: m for m in methods}
         self.max_recv = max_recv
         self.calls: dict[tuple[int, int, int], _Call] = {}
+        self.flows: dict[tuple[int, int, int], _Flow] = {}  # senders waiting for DRAINED
         self.lock = threading.Lock()
         self.idle_changed = threading.Condition(self.lock)
         self.in_flight = 0  # unary and server-streaming calls being answered
@@ -108,6 +137,12 @@ class _Dispatcher:
             path = data.decode("utf-8", "replace")
             self._end(key, UNIMPLEMENTED, unknown_method_text(path, self.table))
             return
+        if kind in (h2server.DRAINED, h2server.CLOSED):
+            flow = self.flows.get(key)
+            if flow is not None:
+                flow.drained.set()
+            if kind == h2server.DRAINED:
+                return
         method = self.methods[index]
         if kind == h2server.REQUEST and method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
             self._unary(key, method, data, Caller(token=token, cert_cn=cert_cn), timeout_us)
@@ -141,13 +176,16 @@ class _Dispatcher:
                 self._send(key, self._encode(method, result), end=True)
             else:
                 deadline = time.monotonic() + timeout_us / 1e6 if timeout_us > 0 else None
+                flow = _Flow()
                 for response in result:
                     if deadline is not None and time.monotonic() > deadline:
                         self._end(
                             key, status_code("DEADLINE_EXCEEDED"), "context deadline exceeded"
                         )
                         return
-                    self._send(key, self._encode(method, response))
+                    data = self._encode(method, response)
+                    self._send(key, data)
+                    flow.sent(self, key, len(data))
                 self._end(key, OK, "")
         except EtcdError as e:
             self._end(key, status_code(e.code), e.message)
@@ -187,9 +225,11 @@ class _Dispatcher:
         ).start()
 
     def _pump(self, key, session) -> None:
+        flow = _Flow()
         try:
             for response in session.responses():
                 self._send(key, response)
+                flow.sent(self, key, len(response))
         except EtcdError as e:
             session.close()
             self._end(key, status_code(e.code), e.message)
@@ -364,6 +404,7 @@ def start_server(
 
     A TCP port 0 is replaced by the port the system picked.
     """
+    _raise_fd_limit()
     methods = list(method_table(build_services(store, settings)).values())
     core = h2server.NativeServer(
         [(m.path, _SHAPES[m.shape]) for m in methods], settings.max_message_bytes
@@ -387,6 +428,14 @@ def start_server(
     if certificates is not None:
         certificates.start()
     return BoundServer(server, addresses)
+
+
+def _raise_fd_limit() -> None:
+    """Every client connection is a descriptor: allow as many as the hard limit
+    (the Go runtime does the same for etcd)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _resolved(listener: Listener, sock: socket.socket) -> str:
