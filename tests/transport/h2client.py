@@ -1,6 +1,7 @@
 """A raw HTTP/2 gRPC client on python `h2`, for what grpc clients never send."""
 
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass, field
@@ -56,12 +57,17 @@ class RawClient:
 
     Args:
         endpoint: "host:port".
+        tls: a client context (with ALPN h2) to speak TLS, or None.
         window: the initial stream window announced (0: the server may send no DATA).
     """
 
-    def __init__(self, endpoint: str, window: int | None = None) -> None:
+    def __init__(
+        self, endpoint: str, window: int | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         host, port = endpoint.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT_S)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         )

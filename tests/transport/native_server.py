@@ -15,11 +15,13 @@ def open_fds(server: ServerProcess) -> int:
     return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
 
 
-def start_native(workdir: Path, **kwargs) -> ServerProcess:
-    """A ready k0s-store serving with K0S_STORE_TRANSPORT=native."""
+def start_native(workdir: Path, extra_urls: tuple[str, ...] = (), **kwargs) -> ServerProcess:
+    """A ready k0s-store serving with K0S_STORE_TRANSPORT=native, on its URL and `extra_urls`."""
     if PURE:
         pytest.skip("the native transport needs the compiled core (K0S_STORE_PURE=1)")
     server = ServerProcess("ours", workdir, **kwargs)
+    if extra_urls:
+        server.extra_args.append(f"--listen-client-urls={','.join((server.url, *extra_urls))}")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("K0S_STORE_TRANSPORT", "native")
         server.start()
