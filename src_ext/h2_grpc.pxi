@@ -288,10 +288,15 @@ cdef void stream_want_drain(Stream *st) noexcept nogil:
 
 
 cdef void push_drained(Loop *loop, int fd, uint32_t gen, int32_t sid) noexcept nogil:
+    push_call_event(loop, EV_DRAINED, fd, gen, sid)
+
+
+cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t sid) noexcept nogil:
+    """An event about a call that needs no stream state (any thread)."""
     cdef Event *ev = <Event *>calloc(1, sizeof(Event))
     if ev == NULL:
         return
-    ev.kind = EV_DRAINED
+    ev.kind = kind
     ev.fd = fd
     ev.gen = gen
     ev.sid = sid

@@ -8,6 +8,7 @@ DEF EV_HALF_CLOSE = 2   # the client ended its side of a streaming call
 DEF EV_CLOSED = 3       # a streaming call is gone (reset, connection closed, finished)
 DEF EV_UNKNOWN = 4      # a call of a path not in the table (data: the path)
 DEF EV_DRAINED = 5      # a call's queued response bytes fell to DRAIN_LOW_WATER (asked by R_DRAIN)
+DEF EV_WAKE = 6         # Python asked for a turn of a call on a worker (`NativeServer.wake`)
 
 # What Python hands to the loop (Reply.kind).
 DEF R_MESSAGE = 0       # a response message and/or the call's final status

@@ -40,6 +40,7 @@ HALF_CLOSE = EV_HALF_CLOSE
 CLOSED = EV_CLOSED
 UNKNOWN = EV_UNKNOWN
 DRAINED = EV_DRAINED
+WAKE = EV_WAKE
 UNARY = SHAPE_UNARY
 SERVER_STREAM = SHAPE_SERVER_STREAM
 EACH_MESSAGE = SHAPE_EACH_MESSAGE
@@ -204,6 +205,11 @@ cdef class NativeServer:
         r.gen = gen
         r.sid = sid
         replies_push(self.loop, r)
+
+    def wake(self, int fd, uint32_t gen, int32_t sid) -> None:
+        """Queue a WAKE event for a call, for a worker to take (from any thread,
+        without touching the loop): how a stream asks for a turn."""
+        push_call_event(self.loop, EV_WAKE, fd, gen, sid)
 
     def _command(self, int kind) -> None:
         cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))

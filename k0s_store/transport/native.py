@@ -12,16 +12,20 @@ Threads:
   fsync), up to `max_workers`;
 - the events of one streaming call (Watch, LeaseKeepAlive) are handled one
   at a time, in order (`_Call.post`), by whichever worker is free;
-- a Watch session's responses are sent by one thread per stream (the
-  session's `responses()` iterator);
-- a sender (that thread, or the worker of a server-streaming call) that has
-  handed the loop `DRAIN_HIGH_WATER` bytes waits until the loop has sent
-  most of them (`_Flow`): a client that stops reading holds the sender, so
-  a watch's backlog and pause (k0s_store/api/watch.py) bound its memory;
+- a Watch session has no thread: it is driven push-style (see
+  `WatchStream`): when it has work queued it asks for a turn (`wake`, a WAKE
+  event) and a worker polls it; `_Ticker` (one thread) wakes sessions for
+  their periodic progress;
+- write back-pressure: a session that has handed the loop
+  `DRAIN_HIGH_WATER` bytes is not polled again until the loop reports them
+  nearly sent (DRAINED), so a client that stops reading leaves the session's
+  work queued and its backlog bound pauses the watchers; a server-streaming
+  call's worker waits for DRAINED the same way (`_Flow`);
 - `CertificateWatcher`: reloads changed TLS files for new connections.
 """
 
 import contextlib
+import heapq
 import logging
 import os
 import resource
@@ -88,7 +92,18 @@ class _Flow:
 class _Call:
     """A streaming call's state; its events run one at a time, in arrival order."""
 
-    __slots__ = ("caller", "lock", "method", "pending", "running", "session")
+    __slots__ = (
+        "caller",
+        "congested",
+        "lock",
+        "method",
+        "pending",
+        "queued",
+        "running",
+        "session",
+        "tick_at",
+        "woken",
+    )
 
     def __init__(self, method: Method, caller: Caller) -> None:
         self.method = method
@@ -97,6 +112,10 @@ class _Call:
         self.lock = threading.Lock()
         self.pending: deque = deque()
         self.running = False
+        self.woken = False  # a WAKE is queued for this call
+        self.congested = False  # waiting for DRAINED before polling again
+        self.queued = 0  # bytes handed to the loop since the last DRAINED
+        self.tick_at = 0.0  # when the ticker will wake the session next
 
     def post(self, step) -> None:
         """Run `step()` after the earlier steps (here, or on the worker running them)."""
@@ -114,6 +133,37 @@ class _Call:
             step()
 
 
+class _Ticker:
+    """One thread waking sessions when their periodic progress is due."""
+
+    def __init__(self, wake) -> None:
+        self.wake = wake
+        self.due: list[tuple[float, tuple]] = []
+        self.changed = threading.Condition()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="watch-ticker", daemon=True)
+
+    def add(self, key: tuple, at: float) -> None:
+        with self.changed:
+            heapq.heappush(self.due, (at, key))
+            self.changed.notify()
+
+    def stop(self) -> None:
+        with self.changed:
+            self.stopped = True
+            self.changed.notify()
+
+    def _run(self) -> None:
+        with self.changed:
+            while not self.stopped:
+                now = time.monotonic()
+                if self.due and self.due[0][0] <= now:
+                    _, key = heapq.heappop(self.due)
+                    self.wake(key)
+                    continue
+                self.changed.wait(self.due[0][0] - now if self.due else None)
+
+
 class _Dispatcher:
     """Turns the core's events into handler calls and their answers into replies."""
 
@@ -127,6 +177,7 @@ class _Dispatcher:
         self.lock = threading.Lock()
         self.idle_changed = threading.Condition(self.lock)
         self.in_flight = 0  # unary and server-streaming calls being answered
+        self.ticker = _Ticker(self._wake_key)
 
     # -- events ------------------------------------------------------------------
 
@@ -141,8 +192,11 @@ class _Dispatcher:
             flow = self.flows.get(key)
             if flow is not None:
                 flow.drained.set()
-            if kind == h2server.DRAINED:
-                return
+        if kind in (h2server.DRAINED, h2server.WAKE):
+            call = self.calls.get(key)
+            if call is not None:
+                call.post(lambda: self._poll(key, call, drained=kind == h2server.DRAINED))
+            return
         method = self.methods[index]
         if kind == h2server.REQUEST and method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
             self._unary(key, method, data, Caller(token=token, cert_cn=cert_cn), timeout_us)
@@ -214,29 +268,61 @@ class _Dispatcher:
             return
         method = call.method
         try:
-            call.session = (
+            session = (
                 method.handler(caller=call.caller) if method.wants_caller else method.handler()
             )
         except EtcdError as e:
             self._end(key, status_code(e.code), e.message)
             return
-        threading.Thread(
-            target=self._pump, args=(key, call.session), name="stream-send", daemon=True
-        ).start()
+        call.session = session
+        session.on_queued(lambda: self._wake(key, call))
+        self._poll(key, call)
 
-    def _pump(self, key, session) -> None:
-        flow = _Flow()
+    def _wake_key(self, key) -> None:
+        call = self.calls.get(key)
+        if call is not None:
+            self._wake(key, call)
+
+    def _wake(self, key, call: _Call) -> None:
+        """Ask for a turn of the session on a worker (any thread; never runs it here)."""
+        with call.lock:
+            if call.woken:
+                return
+            call.woken = True
+        self.core.wake(*key)
+
+    def _poll(self, key, call: _Call, drained: bool = False) -> None:
+        """Send what the session has ready, unless the client is not reading."""
+        with call.lock:
+            call.woken = False
+        if drained:
+            call.congested = False
+            call.queued = 0
+        session = call.session
+        if session is None or call.congested:
+            return
         try:
-            for response in session.responses():
-                self._send(key, response)
-                flow.sent(self, key, len(response))
+            responses = session.poll()
         except EtcdError as e:
             session.close()
             self._end(key, status_code(e.code), e.message)
+            return
+        for response in responses:
+            self._send(key, response)
+            call.queued += len(response)
+        if call.queued >= DRAIN_HIGH_WATER:
+            call.congested = True
+            self.core.request_drain(*key)
+        if session.next_tick != call.tick_at:
+            call.tick_at = session.next_tick
+            self.ticker.add(key, session.next_tick)
 
     def _message(self, key, call: _Call, data: bytes) -> None:
         if call.session is not None:
+            with call.lock:
+                call.woken = True  # polled right here: no WAKE needed
             call.session.submit(data)
+            self._poll(key, call)
             return
         if call.method.shape is not Shape.EACH_MESSAGE:
             return
@@ -368,6 +454,7 @@ class NativeServer:
     def _shutdown(self, grace: float) -> None:
         if self.certificates is not None:
             self.certificates.stop()
+        self.pool.dispatcher.ticker.stop()
         self.core.goaway()
         dispatcher = self.pool.dispatcher
         deadline = time.monotonic() + grace
@@ -424,6 +511,7 @@ def start_server(
     pool = _WorkerPool(_Dispatcher(core, methods, settings.max_message_bytes), max_workers)
     server = NativeServer(core, pool, sockets, certificates)
     server.loop_thread.start()
+    pool.dispatcher.ticker.thread.start()
     pool.start(MIN_WORKERS)
     if certificates is not None:
         certificates.start()
