@@ -167,11 +167,10 @@ class _Ticker:
 class _Dispatcher:
     """Turns the core's events into handler calls and their answers into replies."""
 
-    def __init__(self, core: "h2server.NativeServer", methods: list[Method], max_recv: int):
+    def __init__(self, core: "h2server.NativeServer", methods: list[Method]) -> None:
         self.core = core
         self.methods = methods
         self.table = {m.path: m for m in methods}
-        self.max_recv = max_recv
         self.calls: dict[tuple[int, int, int], _Call] = {}
         self.flows: dict[tuple[int, int, int], _Flow] = {}  # senders waiting for DRAINED
         self.lock = threading.Lock()
@@ -508,7 +507,7 @@ def start_server(
             if listener.secure:
                 certificates.serve(index)
         addresses.append((listener, _resolved(listener, bound[0])))
-    pool = _WorkerPool(_Dispatcher(core, methods, settings.max_message_bytes), max_workers)
+    pool = _WorkerPool(_Dispatcher(core, methods), max_workers)
     server = NativeServer(core, pool, sockets, certificates)
     server.loop_thread.start()
     pool.dispatcher.ticker.thread.start()

@@ -79,6 +79,7 @@ class RawClient:
         self.h2.initiate_connection()
         self.responses: dict[int, Response] = {}
         self.terminated: h2.events.ConnectionTerminated | None = None
+        self.pong: bytes | None = None  # the payload of the last PING acknowledged
         self.auto_ack = True
         self.flush()
 
@@ -169,6 +170,8 @@ class RawClient:
             response.ended = True
         elif isinstance(event, h2.events.StreamReset) and response:
             response.reset = event.error_code
+        elif isinstance(event, h2.events.PingAckReceived):
+            self.pong = event.ping_data
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.terminated = event
 

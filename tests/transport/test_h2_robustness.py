@@ -266,3 +266,14 @@ def test_slow_reader_is_held_back_others_are_served(native_server):
     slow.close()
     assert wait_fds(native_server, baseline) == baseline
     assert_serving(native_server)
+
+
+def test_ping_is_answered(native_server):
+    client = RawClient(native_server.endpoint)
+    client.h2.ping(b"k0s-ping")
+    client.flush()
+    deadline = time.monotonic() + SETTLE_S
+    while client.pong is None and time.monotonic() < deadline:
+        client.pump()
+    assert client.pong == b"k0s-ping"
+    client.close()
