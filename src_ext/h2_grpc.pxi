@@ -91,6 +91,11 @@ cdef int push_event(Stream *st, int kind, const char *data, size_t n) noexcept n
     ev.sid = st.id
     ev.method = st.method
     ev.timeout_us = st.timeout_us
+    if kind != EV_DRAINED:
+        # Workers take events concurrently; the sequence lets Python run a
+        # call's steps in the order the client sent them.
+        ev.seq = st.seq
+        st.seq += 1
     if data != NULL:
         ev.data = dup_bytes(data, n)
         ev.len = n

@@ -38,6 +38,7 @@ cdef struct Event:
     char *token            # the "token" request header, NUL-terminated, or NULL
     char *cert_cn          # the verified client certificate's CN, or NULL
     int64_t timeout_us     # grpc-timeout, -1 when absent
+    uint32_t seq           # order of OPEN/REQUEST/HALF_CLOSE/CLOSED within the call
 
 
 cdef struct Reply:
@@ -112,6 +113,7 @@ cdef struct Stream:
     size_t out_bytes
     int deferred           # the data provider returned DEFERRED
     int drain_wanted       # Python waits for EV_DRAINED
+    uint32_t seq           # the next event's sequence number
 
 
 cdef struct Loop

@@ -136,7 +136,8 @@ cdef class NativeServer:
     def next_event(self):
         """The next event, waiting without the GIL; None once the loop has exited.
 
-        (kind, fd, gen, stream id, method index, data, token, cert CN, timeout us)
+        (kind, fd, gen, stream id, method index, data, token, cert CN, timeout us, seq):
+        seq numbers a call's OPEN, REQUEST, HALF_CLOSE and CLOSED events from 0.
         """
         cdef Event *ev
         with nogil:
@@ -154,6 +155,7 @@ cdef class NativeServer:
                 ev.token.decode("utf-8", "replace") if ev.token != NULL else None,
                 ev.cert_cn.decode("utf-8", "replace") if ev.cert_cn != NULL else None,
                 ev.timeout_us,
+                ev.seq,
             )
         finally:
             event_free(ev)

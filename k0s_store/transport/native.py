@@ -90,14 +90,18 @@ class _Flow:
 
 
 class _Call:
-    """A streaming call's state; its events run one at a time, in arrival order."""
+    """A streaming call's state. Its steps run one at a time: the client's
+    (open, messages, half-close, close) in the order the loop numbered them,
+    however the workers that took them race; polls (WAKE, DRAINED) between them."""
 
     __slots__ = (
         "caller",
         "congested",
+        "extra",
         "lock",
         "method",
-        "pending",
+        "next_seq",
+        "ordered",
         "queued",
         "running",
         "session",
@@ -110,26 +114,36 @@ class _Call:
         self.caller = caller
         self.session = None
         self.lock = threading.Lock()
-        self.pending: deque = deque()
+        self.ordered: dict[int, object] = {}  # seq -> step, until its turn
+        self.next_seq = 0
+        self.extra: deque = deque()  # polls, in any order
         self.running = False
         self.woken = False  # a WAKE is queued for this call
         self.congested = False  # waiting for DRAINED before polling again
         self.queued = 0  # bytes handed to the loop since the last DRAINED
         self.tick_at = 0.0  # when the ticker will wake the session next
 
-    def post(self, step) -> None:
-        """Run `step()` after the earlier steps (here, or on the worker running them)."""
+    def post(self, step, seq: int | None = None) -> None:
+        """Run `step()` in its turn (`seq`: the loop's number; None: a poll), here
+        or on the worker already running this call's steps."""
         with self.lock:
-            self.pending.append(step)
+            if seq is None:
+                self.extra.append(step)
+            else:
+                self.ordered[seq] = step
             if self.running:
                 return
             self.running = True
         while True:
             with self.lock:
-                if not self.pending:
+                step = self.ordered.pop(self.next_seq, None)
+                if step is not None:
+                    self.next_seq += 1
+                elif self.extra:
+                    step = self.extra.popleft()
+                else:
                     self.running = False
                     return
-                step = self.pending.popleft()
             step()
 
 
@@ -181,7 +195,7 @@ class _Dispatcher:
     # -- events ------------------------------------------------------------------
 
     def handle(self, event) -> None:
-        kind, fd, gen, sid, index, data, token, cert_cn, timeout_us = event
+        kind, fd, gen, sid, index, data, token, cert_cn, timeout_us, seq = event
         key = (fd, gen, sid)
         if kind == h2server.UNKNOWN:
             path = data.decode("utf-8", "replace")
@@ -200,22 +214,20 @@ class _Dispatcher:
         if kind == h2server.REQUEST and method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
             self._unary(key, method, data, Caller(token=token, cert_cn=cert_cn), timeout_us)
             return
-        if kind == h2server.OPEN:
-            call = _Call(method, Caller(token=token, cert_cn=cert_cn))
-            with self.lock:
-                self.calls[key] = call
-            call.post(lambda: self._open(key, call))
-            return
+        # A streaming call: its first event to reach a worker (not always OPEN)
+        # makes its state; CLOSED, in its turn, removes it.
         with self.lock:
-            call = self.calls.get(key) if kind != h2server.CLOSED else self.calls.pop(key, None)
-        if call is None:
-            return
-        if kind == h2server.REQUEST:
-            call.post(lambda: self._message(key, call, data))
+            call = self.calls.get(key)
+            if call is None:
+                call = self.calls[key] = _Call(method, Caller(token=token, cert_cn=cert_cn))
+        if kind == h2server.OPEN:
+            call.post(lambda: self._open(key, call), seq)
+        elif kind == h2server.REQUEST:
+            call.post(lambda: self._message(key, call, data), seq)
         elif kind == h2server.HALF_CLOSE:
-            call.post(lambda: self._half_close(key, call))
+            call.post(lambda: self._half_close(key, call), seq)
         else:
-            call.post(lambda: self._closed(call))
+            call.post(lambda: self._closed(key, call), seq)
 
     # -- unary and server-streaming calls ------------------------------------------
 
@@ -338,8 +350,9 @@ class _Dispatcher:
         if call.method.shape is Shape.EACH_MESSAGE:
             self._end(key, OK, "")
 
-    @staticmethod
-    def _closed(call: _Call) -> None:
+    def _closed(self, key, call: _Call) -> None:
+        with self.lock:
+            self.calls.pop(key, None)
         if call.session is not None:
             call.session.close()
 
