@@ -13,8 +13,7 @@ import os
 from k0s_store.core import PURE
 
 TRANSPORTS = ("native", "grpcio")
-# grpcio until the native server has passed the whole suite.
-DEFAULT = "grpcio"
+DEFAULT = "native"
 
 
 def transport_name() -> str:
