@@ -277,3 +277,33 @@ def test_ping_is_answered(native_server):
         client.pump()
     assert client.pong == b"k0s-ping"
     client.close()
+
+
+def test_refused_and_reset_calls_leak_no_memory(native_server):
+    """Thousands of refused, cut and reset calls: the server's heap stays put."""
+    bad_calls = [
+        ("/foo.Bar/Baz", range_request()),
+        (RANGE, frame(b"", length=MAX_RECV + 1)),
+        (RANGE, frame(b"abc", length=10)),
+        (PUT, frame(b"\xff\xff\xff")),
+    ]
+
+    def round_of(calls: int) -> None:
+        # A new connection every 200 resets: nghttp2 drops a connection that
+        # resets ~1,000 streams in a burst (its rapid-reset flood guard).
+        for start in range(0, calls, 200):
+            client = RawClient(native_server.endpoint)
+            for number in range(start, min(calls, start + 200)):
+                path, body = bad_calls[number % len(bad_calls)]
+                assert client.call(path, body).status != 0
+                sid = client.start(PUT)
+                client.send(sid, put_request(b"leak", b"x" * 100)[:50])
+                client.reset(sid)
+            client.close()
+
+    round_of(400)  # warm-up: pools, caches, allocator arenas
+    before = anon_rss_bytes(native_server)
+    round_of(2000)
+    grown = anon_rss_bytes(native_server) - before
+    assert grown < 4 * 1024 * 1024, f"server heap grew {grown} bytes over 4,000 bad calls"
+    assert_serving(native_server)
