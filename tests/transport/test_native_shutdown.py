@@ -22,6 +22,7 @@ def test_sigterm_goaway_then_exit_zero(tmp_path):
         watcher.send(watch, frame(create.SerializeToString()))
         watcher.wait(watch, messages=1)
         idle = RawClient(server.endpoint)
+        idle.pump()  # the server's SETTINGS: accepted (not still in the listen backlog)
         assert server.proc is not None
         server.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + EXIT_WAIT_S
