@@ -56,9 +56,25 @@ class Develop(develop):
         super().run()
 
 
-def link_args(stem: str) -> dict:
-    """Per-extension libraries: src_ext/lmdb*.pyx call LMDB's C API."""
-    return {"libraries": ["lmdb"]} if stem.startswith("lmdb") else {}
+# C libraries of the extensions that need them: (library, header, Debian package).
+NATIVE_LIBRARIES = {
+    "lmdb": [("lmdb", "lmdb.h", "liblmdb-dev")],
+    "lmdb_kv": [("lmdb", "lmdb.h", "liblmdb-dev")],
+    "h2server": [
+        ("nghttp2", "nghttp2/nghttp2.h", "libnghttp2-dev"),
+        ("ssl", "openssl/ssl.h", "libssl-dev"),
+        ("crypto", "openssl/err.h", "libssl-dev"),
+    ],
+}
+
+
+def libraries_of(stem: str) -> list[str]:
+    """The libraries extension `stem` links; a missing header stops the build in one line."""
+    needed = NATIVE_LIBRARIES.get(stem, [])
+    for _, header, package in needed:
+        if not any((Path(d) / header).exists() for d in ("/usr/include", "/usr/local/include")):
+            raise SystemExit(f"{header} not found: install {package} (scripts/setup does)")
+    return [library for library, _, _ in needed]
 
 
 extensions = [
@@ -66,7 +82,7 @@ extensions = [
         f"k0s_store._ext.{pyx.stem}",
         [str(pyx.relative_to(ROOT))],
         extra_compile_args=["-O2"],
-        **link_args(pyx.stem),
+        libraries=libraries_of(pyx.stem),
     )
     for pyx in sorted((ROOT / "src_ext").glob("*.pyx"))
 ]
@@ -74,6 +90,7 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
+        include_path=[str(ROOT / "src_ext")],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False},
     ),

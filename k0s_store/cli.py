@@ -183,7 +183,7 @@ def serve(args: argparse.Namespace) -> int:
     from k0s_store.ops.autocompact import AutoCompactor
     from k0s_store.ops.endpoints import OpsEndpoints
     from k0s_store.ops.http_listener import MetricsListeners
-    from k0s_store.transport.grpc_server import start_server
+    from k0s_store.transport.server import start_server
 
     warn_ignored_flags(args)
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)

@@ -41,7 +41,9 @@ class Shape(enum.Enum):
     UNARY = "unary"  # handler(request) -> response
     SERVER_STREAM = "server_stream"  # handler(request) -> iterator of responses
     EACH_MESSAGE = "each_message"  # bidi: handler(request) -> response, once per request
-    SESSION = "session"  # bidi: handler() -> a session: submit(bytes), responses(), close()
+    # bidi: handler() -> a session: submit(bytes), close(), and its responses either
+    # pulled (responses() iterator) or pushed (on_queued(wake) + poll()); see WatchStream.
+    SESSION = "session"
 
 
 __all__ = [

@@ -129,9 +129,16 @@ class _Watch:
 class WatchStream:
     """The server side of one Watch stream.
 
-    `submit` (client requests) and `close` may be called from any thread;
-    `responses` is iterated by the one thread that sends. `refusal(key,
-    range_end)` says why a new watch is not allowed ("": it is).
+    `submit` (client requests) and `close` may be called from any thread.
+    A transport takes the responses one of two ways, from one thread at a time:
+    - pull: iterate `responses()` on a thread of the stream's own (blocks);
+    - push: `on_queued(wake)` registers a callback run (on any thread, possibly
+      under the store's locks, so it must only schedule) whenever work is
+      queued; the transport then calls `poll()` from a thread of its own,
+      which handles what is queued without blocking, and calls it again at
+      `next_tick` for the periodic progress. A transport that cannot send
+      more just stops polling: the backlog bound then pauses the watchers.
+    `refusal(key, range_end)` says why a new watch is not allowed ("": it is).
     """
 
     def __init__(
@@ -161,12 +168,23 @@ class WatchStream:
         self._backlog_lock = threading.Lock()
         self._backlog = 0
         self._refused: list[_Watch] = []
+        self._wake = None  # push mode: called after something is queued
+        self.next_tick = time.monotonic() + self._jittered_interval()
 
     # -- called from other threads -------------------------------------------------
 
+    def on_queued(self, wake) -> None:
+        """Push mode: call `wake()` whenever a request, batch or close is queued."""
+        self._wake = wake
+
+    def _put(self, item: tuple) -> None:
+        self._items.put(item)
+        if self._wake is not None:
+            self._wake()
+
     def submit(self, request: bytes) -> None:
         """Queue a marshalled WatchRequest from the client."""
-        self._items.put((_REQUEST, request))
+        self._put((_REQUEST, request))
 
     def close(self) -> None:
         """End the stream and cancel its watchers (idempotent)."""
@@ -179,19 +197,17 @@ class WatchStream:
         for w in watches:
             if w.watcher is not None:
                 w.watcher.cancel()
-        self._items.put((_CLOSE,))
+        self._put((_CLOSE,))
 
     # -- the sending thread --------------------------------------------------------
 
     def responses(self) -> Iterator[bytes]:
-        """Marshalled WatchResponses, in order, until the stream is closed."""
-        next_tick = time.monotonic() + self._jittered_interval()
+        """Pull mode: marshalled WatchResponses, in order, until the stream is closed."""
         while not self._closed:
             try:
-                item = self._items.get(timeout=max(0.0, next_tick - time.monotonic()))
+                item = self._items.get(timeout=max(0.0, self.next_tick - time.monotonic()))
             except queue.Empty:
-                self._tick()
-                next_tick = time.monotonic() + self._jittered_interval()
+                self._tick_if_due()
                 continue
             if item[0] == _CLOSE:
                 return
@@ -201,6 +217,31 @@ class WatchStream:
                 yield from self._handle_batch(item[1], item[2])
                 if item[3]:
                     self._drained(item[3])
+
+    def poll(self) -> list[bytes]:
+        """Push mode: handle what is queued (and a due progress tick) without
+        blocking; the responses, in order (none once the stream is closed)."""
+        out: list[bytes] = []
+        self._tick_if_due()
+        while not self._closed:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] == _CLOSE:
+                break
+            if item[0] == _REQUEST:
+                out += self._handle_request(item[1])
+            else:
+                out += self._handle_batch(item[1], item[2])
+                if item[3]:
+                    self._drained(item[3])
+        return out
+
+    def _tick_if_due(self) -> None:
+        if time.monotonic() >= self.next_tick:
+            self._tick()
+            self.next_tick = time.monotonic() + self._jittered_interval()
 
     def _jittered_interval(self) -> float:
         return self.interval + random.uniform(0, self.interval / 10)
@@ -287,7 +328,7 @@ class WatchStream:
                     self._refused.append(w)
                     return False
                 self._backlog += size
-        self._items.put((_BATCH, w, batch, size))
+        self._put((_BATCH, w, batch, size))
         return True
 
     def _drained(self, size: int) -> None:

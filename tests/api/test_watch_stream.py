@@ -292,3 +292,24 @@ def test_an_empty_backlog_takes_a_batch_larger_than_the_bound(store):
     progress = rpc_pb2.WatchResponse.FromString(next(responses))  # the big batch is drained
     assert (progress.watch_id, watcher.resumes) == (-1, 1)
     stream.close()
+
+
+def test_push_mode_wakes_and_polls_in_order(store):
+    """The push form a transport without a thread per stream uses: every queued
+    item wakes it, poll() answers what is queued without blocking."""
+    stream = WatchStream(store, Header(1, 2, 3), Settings())
+    wakes = []
+    stream.on_queued(lambda: wakes.append(1))
+    assert stream.poll() == []  # nothing queued: returns at once
+    create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"k"))
+    stream.submit(create.SerializeToString())
+    assert len(wakes) == 1
+    [created] = [rpc_pb2.WatchResponse.FromString(r) for r in stream.poll()]
+    assert created.created
+    store.watchers[0].sink(Batch([put_event(b"k", 11)], 11))
+    store.watchers[0].sink(Batch([put_event(b"k", 12)], 12))
+    assert len(wakes) == 3
+    responses = [rpc_pb2.WatchResponse.FromString(r) for r in stream.poll()]
+    assert [r.header.revision for r in responses] == [11, 12]
+    stream.close()
+    assert store.watchers[0].canceled and stream.poll() == []

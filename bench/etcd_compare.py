@@ -1,0 +1,164 @@
+"""Real etcd and k0s-store under etcd's own load tool, same machine, one run.
+
+Starts a real etcd 3.4 and a k0s-store (the transport K0S_STORE_TRANSPORT
+names; native by default here), each on a fresh data directory, and runs
+against both, load by load (etcd first, then ours, so both see the same
+machine): `etcd-benchmark` put, single-key range (serializable and
+linearizable), txn-put, and a LIST of 10k keys, at 1, 16 and 100 clients
+(over min(clients, 10) connections), then `etcdctl check perf --load=l`.
+Prints throughput, p99 latency and server CPU per operation
+(utime+stime from /proc/<pid>/stat around each load), with ours/etcd ratios.
+
+The load tool is found through K0S_BENCHMARK_BIN (default
+../shared/bin/etcd-benchmark beside the repository). Loads are short
+(bounded request counts, `--scale` multiplies them); on a shared machine
+the ratios are what counts.
+
+Usage: .venv/bin/python bench/etcd_compare.py [--clients 1,16,100] [--scale 1] [--skip-perf]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from compare import check_perf  # noqa: E402 - after the path set-up above
+from harness.processes import ServerProcess  # noqa: E402
+
+LIST_KEYS = 10_000
+# Requests per load at 1 / 16 / 100 clients (times --scale).
+TOTALS = {
+    "put": (500, 4000, 10000),
+    "range-s": (1000, 8000, 20000),
+    "range-l": (1000, 8000, 20000),
+    "txn-put": (500, 4000, 10000),
+    "list-10k": (20, 64, 200),
+}
+
+
+def benchmark_bin() -> str:
+    return os.environ.get("K0S_BENCHMARK_BIN", str(ROOT.parent / "shared/bin/etcd-benchmark"))
+
+
+@dataclass
+class Result:
+    ops_per_s: float
+    p99_ms: float
+    cpu_us_per_op: float
+
+
+def total_for(load: str, clients: int, scale: float) -> int:
+    """Requests of `load` at `clients` clients: TOTALS by the nearest of 1/16/100."""
+    column = 0 if clients <= 1 else 1 if clients <= 16 else 2
+    return max(1, int(TOTALS[load][column] * scale))
+
+
+def load_args(load: str, total: int) -> list[str]:
+    """etcd-benchmark's sub-command for `load`."""
+    if load == "put":
+        return ["put", "--key-size=8", "--sequential-keys", f"--total={total}", "--val-size=256"]
+    if load in ("range-s", "range-l"):
+        return ["range", "bench/key", f"--consistency={load[-1]}", f"--total={total}"]
+    if load == "txn-put":
+        return ["txn-put", "--key-size=8", "--val-size=256", "--key-space-size=10000",
+                f"--total={total}"]  # fmt: skip
+    return ["range", "\x01", "\xff", "--consistency=s", f"--total={total}"]
+
+
+def run_load(server: ServerProcess, args: list[str], clients: int) -> Result:
+    command = [
+        benchmark_bin(),
+        f"--endpoints={server.endpoint}",
+        f"--conns={min(clients, 10)}",
+        f"--clients={clients}",
+        *args,
+    ]
+    cpu_before = server.cpu_seconds()
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600).stdout
+    cpu = server.cpu_seconds() - cpu_before
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"99% in ([\d.]+) secs", out)
+    total = int(next(a for a in args if a.startswith("--total=")).split("=")[1])
+    return Result(
+        ops_per_s=float(rate.group(1)) if rate else float("nan"),
+        p99_ms=float(p99.group(1)) * 1000 if p99 else float("nan"),
+        cpu_us_per_op=cpu / total * 1e6,
+    )
+
+
+def prepare(server: ServerProcess) -> None:
+    """The key single-key ranges read, and the 10k keys the LIST reads."""
+    run_load(server, ["put", "--key-size=8", "--sequential-keys", "--key-space-size=10000",
+                      f"--total={LIST_KEYS}", "--val-size=256"], 16)  # fmt: skip
+    subprocess.run(
+        ["etcdctl", f"--endpoints={server.url}", "put", "bench/key", "v" * 256],
+        capture_output=True,
+        check=True,
+        env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def ratio(ours: float, etcd: float) -> str:
+    return f"{ours / etcd:.2f}" if etcd and etcd == etcd and ours == ours else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,16,100", help="comma-separated client counts")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies request counts")
+    parser.add_argument("--skip-perf", action="store_true", help="skip etcdctl check perf")
+    options = parser.parse_args()
+    if not Path(benchmark_bin()).exists():
+        sys.exit(f"etcd-benchmark not found at {benchmark_bin()} (set K0S_BENCHMARK_BIN)")
+    os.environ.setdefault("K0S_STORE_TRANSPORT", "native")
+    clients = [int(c) for c in options.clients.split(",")]
+    with tempfile.TemporaryDirectory(prefix="k0s-bench-") as tmp:
+        servers = {kind: ServerProcess(kind, Path(tmp) / kind).start() for kind in ("etcd", "ours")}
+        try:
+            for server in servers.values():
+                server.wait_ready()
+                prepare(server)
+            header = (
+                f"{'load':<10} {'clients':>7} {'etcd op/s':>10} {'ours op/s':>10} {'ratio':>6} "
+                f"{'etcd p99 ms':>11} {'ours p99 ms':>11} {'etcd cpu us/op':>14} "
+                f"{'ours cpu us/op':>14} {'ratio':>6}"
+            )
+            print(f"k0s-store transport: {os.environ['K0S_STORE_TRANSPORT']}")
+            print(header)
+            print("-" * len(header))
+            for load in TOTALS:
+                for count in clients:
+                    total = total_for(load, count, options.scale)
+                    etcd = run_load(servers["etcd"], load_args(load, total), count)
+                    ours = run_load(servers["ours"], load_args(load, total), count)
+                    print(
+                        f"{load:<10} {count:>7} {etcd.ops_per_s:>10.0f} {ours.ops_per_s:>10.0f} "
+                        f"{ratio(ours.ops_per_s, etcd.ops_per_s):>6} {etcd.p99_ms:>11.1f} "
+                        f"{ours.p99_ms:>11.1f} {etcd.cpu_us_per_op:>14.0f} "
+                        f"{ours.cpu_us_per_op:>14.0f} "
+                        f"{ratio(ours.cpu_us_per_op, etcd.cpu_us_per_op):>6}",
+                        flush=True,
+                    )
+            if not options.skip_perf:
+                for kind, server in servers.items():
+                    result = check_perf(server, "l")
+                    print(
+                        f"check perf --load=l on {kind}: {result.ops_per_s:.0f} writes/s, "
+                        f"slowest {result.latency_ms:.0f} ms, {result.note}",
+                        flush=True,
+                    )
+        finally:
+            for server in servers.values():
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+# gRPC over one HTTP/2 stream: request headers checked the way grpc-go
+# checks them, length-prefixed messages assembled from DATA frames, and
+# responses sent as HEADERS, DATA (through a deferred data provider, so
+# nghttp2's flow control paces them) and trailers with grpc-status and a
+# percent-encoded grpc-message.
+
+DEF SHAPE_UNARY = 0
+DEF SHAPE_SERVER_STREAM = 1
+DEF SHAPE_EACH_MESSAGE = 2
+DEF SHAPE_SESSION = 3
+
+DEF GRPC_OK = 0
+DEF GRPC_UNKNOWN = 2
+DEF GRPC_RESOURCE_EXHAUSTED = 8
+DEF GRPC_UNIMPLEMENTED = 12
+DEF GRPC_INTERNAL = 13
+
+DEF PREFIX = 5  # gRPC message prefix: 1 byte compressed flag, 4 bytes big-endian length
+
+
+cdef Stream *stream_new(Conn *conn, int32_t sid) noexcept nogil:
+    cdef Stream *st = <Stream *>calloc(1, sizeof(Stream))
+    if st == NULL:
+        return NULL
+    st.conn = conn
+    st.id = sid
+    st.method = -1
+    st.timeout_us = -1
+    st.next = conn.streams
+    if conn.streams != NULL:
+        conn.streams.prev = st
+    conn.streams = st
+    return st
+
+
+cdef void stream_free(Stream *st) noexcept nogil:
+    cdef OutMsg *m
+    cdef Conn *conn = st.conn
+    if st.prev != NULL:
+        st.prev.next = st.next
+    else:
+        conn.streams = st.next
+    if st.next != NULL:
+        st.next.prev = st.prev
+    while st.out_head != NULL:
+        m = st.out_head
+        st.out_head = m.next
+        free(m.data)
+        free(m)
+    free(st.path)
+    free(st.token)
+    free(st.encoding)
+    free(st.content_type)
+    free(st.inbuf.data)
+    free(st.msg)
+    free(st)
+
+
+cdef int buf_append(Buf *b, const char *data, size_t n) noexcept nogil:
+    cdef size_t cap
+    cdef char *grown
+    if b.len + n > b.cap:
+        cap = b.cap * 2 if b.cap else 256
+        while cap < b.len + n:
+            cap *= 2
+        grown = <char *>realloc(b.data, cap)
+        if grown == NULL:
+            return -1
+        b.data = grown
+        b.cap = cap
+    memcpy(b.data + b.len, data, n)
+    b.len += n
+    return 0
+
+
+cdef void buf_consume(Buf *b, size_t n) noexcept nogil:
+    if n >= b.len:
+        b.len = 0
+    else:
+        memmove(b.data, b.data + n, b.len - n)
+        b.len -= n
+
+
+cdef int push_event(Stream *st, int kind, const char *data, size_t n) noexcept nogil:
+    cdef Event *ev = <Event *>calloc(1, sizeof(Event))
+    if ev == NULL:
+        return -1
+    ev.kind = kind
+    ev.fd = st.conn.fd
+    ev.gen = st.conn.gen
+    ev.sid = st.id
+    ev.method = st.method
+    ev.timeout_us = st.timeout_us
+    if kind != EV_DRAINED:
+        # Workers take events concurrently; the sequence lets Python run a
+        # call's steps in the order the client sent them.
+        ev.seq = st.seq
+        st.seq += 1
+    if data != NULL:
+        ev.data = dup_bytes(data, n)
+        ev.len = n
+    if kind == EV_REQUEST or kind == EV_OPEN:
+        ev.token = dup_bytes(st.token, strlen(st.token)) if st.token != NULL else NULL
+        ev.cert_cn = (
+            dup_bytes(st.conn.cert_cn, strlen(st.conn.cert_cn)) if st.conn.cert_cn != NULL else NULL
+        )
+    events_push(st.conn.loop, ev)
+    return 0
+
+
+cdef char *percent_encode(const char *text, size_t n, size_t *outlen) noexcept nogil:
+    """grpc-message's encoding: bytes outside printable ASCII, and '%', as %XX."""
+    cdef const char *hexdigits = "0123456789ABCDEF"
+    cdef char *out = <char *>malloc(3 * n + 1)
+    cdef size_t i, j = 0
+    cdef unsigned char c
+    if out == NULL:
+        return NULL
+    for i in range(n):
+        c = <unsigned char>text[i]
+        if c < 0x20 or c > 0x7E or c == c'%':
+            out[j] = c'%'
+            out[j + 1] = hexdigits[c >> 4]
+            out[j + 2] = hexdigits[c & 15]
+            j += 3
+        else:
+            out[j] = <char>c
+            j += 1
+    out[j] = 0
+    outlen[0] = j
+    return out
+
+
+cdef void stream_fail(Stream *st, int status, const char *text) noexcept nogil:
+    """End a call from the loop with `status` (no Python involved)."""
+    cdef size_t n = 0
+    cdef char *msg
+    if st.finished:
+        return
+    msg = percent_encode(text, strlen(text), &n)
+    stream_queue(st, NULL, 0, 1, status, msg, n)
+
+
+cdef void stream_headers_done(Stream *st) noexcept nogil:
+    """The request headers are in: find the method and refuse what grpc-go refuses."""
+    cdef Loop *loop = st.conn.loop
+    cdef int i
+    cdef char text[512]
+    if st.bad_content_type or st.content_type == NULL:
+        snprintf(text, sizeof(text), "transport: received unexpected content-type \"%s\"",
+                 st.content_type if st.content_type != NULL else <char *>"")
+        stream_fail(st, GRPC_INTERNAL, text)
+        return
+    if st.path == NULL:
+        stream_fail(st, GRPC_UNIMPLEMENTED, "malformed method name: \"\"")
+        return
+    for i in range(loop.nmethods):
+        if loop.pathlens[i] == st.pathlen and memcmp(loop.paths[i], st.path, st.pathlen) == 0:
+            st.method = i
+            st.shape = loop.shapes[i]
+            break
+    if st.method < 0:
+        st.dispatched = 1
+        push_event(st, EV_UNKNOWN, st.path, st.pathlen)
+        return
+    if st.encoding != NULL:
+        snprintf(text, sizeof(text),
+                 "grpc: Decompressor is not installed for grpc-encoding \"%s\"", st.encoding)
+        stream_fail(st, GRPC_UNIMPLEMENTED, text)
+        return
+    if st.shape == SHAPE_SESSION or st.shape == SHAPE_EACH_MESSAGE:
+        st.python_open = 1
+        push_event(st, EV_OPEN, NULL, 0)
+
+
+cdef void stream_data(Stream *st, const uint8_t *data, size_t n) noexcept nogil:
+    """DATA bytes of a call: hand each complete message to Python."""
+    cdef const unsigned char *p
+    cdef uint32_t length
+    cdef char text[160]
+    if st.finished or st.method < 0 or (st.dispatched and st.shape <= SHAPE_SERVER_STREAM):
+        return  # refused, or a unary call that already has its message
+    if buf_append(&st.inbuf, <const char *>data, n) < 0:
+        stream_fail(st, GRPC_RESOURCE_EXHAUSTED, "out of memory")
+        return
+    while st.inbuf.len >= PREFIX and not st.finished:
+        p = <const unsigned char *>st.inbuf.data
+        length = (<uint32_t>p[1] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 8) | p[4]
+        if length > st.conn.loop.max_recv:
+            snprintf(text, sizeof(text), "grpc: received message larger than max (%u vs. %u)",
+                     length, st.conn.loop.max_recv)
+            stream_fail(st, GRPC_RESOURCE_EXHAUSTED, text)
+            return
+        if p[0] == 1:
+            stream_fail(st, GRPC_INTERNAL,
+                        "grpc: compressed flag set with identity or empty encoding")
+            return
+        if p[0] > 1:
+            snprintf(text, sizeof(text), "grpc: received unexpected payload format %u", p[0])
+            stream_fail(st, GRPC_INTERNAL, text)
+            return
+        if st.inbuf.len < PREFIX + length:
+            return
+        push_event(st, EV_REQUEST, st.inbuf.data + PREFIX, length)
+        buf_consume(&st.inbuf, PREFIX + length)
+        if st.shape <= SHAPE_SERVER_STREAM:
+            st.dispatched = 1
+            return
+
+
+cdef void stream_remote_end(Stream *st) noexcept nogil:
+    """The client half-closed the call."""
+    if st.finished or st.method < 0:
+        return
+    if st.shape <= SHAPE_SERVER_STREAM:
+        if not st.dispatched:
+            # grpc-go's recvMsg: no message at all is io.EOF, a cut one io.ErrUnexpectedEOF.
+            if st.inbuf.len:
+                stream_fail(st, GRPC_INTERNAL, "unexpected EOF")
+            else:
+                stream_fail(st, GRPC_UNKNOWN, "EOF")
+        return
+    if st.python_open:
+        push_event(st, EV_HALF_CLOSE, NULL, 0)
+
+
+cdef nghttp2_nv make_nv(const char *name, const char *value, size_t valuelen,
+                        int copy_value) noexcept nogil:
+    cdef nghttp2_nv nv
+    nv.name = <uint8_t *>name
+    nv.namelen = strlen(name)
+    nv.value = <uint8_t *>value
+    nv.valuelen = valuelen
+    nv.flags = NGHTTP2_NV_FLAG_NO_COPY_NAME
+    if not copy_value:
+        nv.flags |= NGHTTP2_NV_FLAG_NO_COPY_VALUE
+    return nv
+
+
+cdef int status_nvs(Stream *st, nghttp2_nv *nva, char *digits) noexcept nogil:
+    """grpc-status and grpc-message (when there is one) into nva; their count."""
+    snprintf(digits, 12, "%d", st.status)
+    nva[0] = make_nv("grpc-status", digits, strlen(digits), 1)
+    if st.msglen:
+        nva[1] = make_nv("grpc-message", st.msg, st.msglen, 1)
+        return 2
+    return 1
+
+
+cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                           size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                           void *user_data) noexcept nogil:
+    """nghttp2's data provider: the queued messages, then the trailers."""
+    cdef Stream *st = <Stream *>source.ptr
+    cdef OutMsg *m
+    cdef size_t n, done = 0
+    cdef nghttp2_nv nva[2]
+    cdef char digits[12]
+    while st.out_head != NULL and done < length:
+        m = st.out_head
+        n = m.len - m.off
+        if n > length - done:
+            n = length - done
+        memcpy(buf + done, m.data + m.off, n)
+        m.off += n
+        done += n
+        st.out_bytes -= n
+        if m.off == m.len:
+            st.out_head = m.next
+            if st.out_head == NULL:
+                st.out_tail = NULL
+            free(m.data)
+            free(m)
+    if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
+        st.drain_wanted = 0
+        push_event(st, EV_DRAINED, NULL, 0)
+    if st.out_head == NULL:
+        if st.finished:
+            data_flags[0] |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM
+            nghttp2_submit_trailer(session, stream_id, nva, status_nvs(st, nva, digits))
+        elif done == 0:
+            st.deferred = 1
+            return NGHTTP2_ERR_DEFERRED
+    return done
+
+
+cdef void stream_want_drain(Stream *st) noexcept nogil:
+    """EV_DRAINED now if little is queued, else once the data provider has sent enough."""
+    if st.out_bytes <= DRAIN_LOW_WATER:
+        push_event(st, EV_DRAINED, NULL, 0)
+    else:
+        st.drain_wanted = 1
+
+
+cdef void push_drained(Loop *loop, int fd, uint32_t gen, int32_t sid) noexcept nogil:
+    push_call_event(loop, EV_DRAINED, fd, gen, sid)
+
+
+cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t sid) noexcept nogil:
+    """An event about a call that needs no stream state (any thread)."""
+    cdef Event *ev = <Event *>calloc(1, sizeof(Event))
+    if ev == NULL:
+        return
+    ev.kind = kind
+    ev.fd = fd
+    ev.gen = gen
+    ev.sid = sid
+    ev.method = -1
+    ev.timeout_us = -1
+    events_push(loop, ev)
+
+
+cdef void stream_closed_events(Stream *st) noexcept nogil:
+    """A stream is going away: wake whoever in Python waits on it."""
+    if st.drain_wanted:
+        push_event(st, EV_DRAINED, NULL, 0)
+    if st.python_open:
+        push_event(st, EV_CLOSED, NULL, 0)
+
+
+cdef void stream_queue(Stream *st, char *data, size_t n, int end, int status, char *msg,
+                       size_t msglen) noexcept nogil:
+    """Queue a framed message and/or the final status; takes ownership of data and msg."""
+    cdef OutMsg *m
+    cdef nghttp2_data_provider provider
+    cdef nghttp2_nv nva[4]
+    cdef char digits[12]
+    if st.finished:
+        free(data)
+        free(msg)
+        return
+    if data != NULL:
+        m = <OutMsg *>calloc(1, sizeof(OutMsg))
+        if m == NULL:
+            free(data)
+            free(msg)
+            return
+        m.data = data
+        m.len = n
+        if st.out_tail == NULL:
+            st.out_head = m
+        else:
+            st.out_tail.next = m
+        st.out_tail = m
+        st.out_bytes += n
+    if end:
+        st.finished = 1
+        st.status = status
+        st.msg = msg
+        st.msglen = msglen
+    else:
+        free(msg)
+    nva[0] = make_nv(":status", "200", 3, 0)
+    nva[1] = make_nv("content-type", "application/grpc", 16, 0)
+    if not st.responded:
+        st.responded = 1
+        if st.out_head == NULL and st.finished:
+            # Trailers-only: one HEADERS frame with the status, ending the stream.
+            nghttp2_submit_response(st.conn.session, st.id, nva,
+                                    2 + status_nvs(st, nva + 2, digits), NULL)
+        else:
+            provider.source.ptr = st
+            provider.read_callback = read_response
+            nghttp2_submit_response(st.conn.session, st.id, nva, 2, &provider)
+    elif st.deferred:
+        st.deferred = 0
+        nghttp2_session_resume_data(st.conn.session, st.id)
+    conn_mark_dirty(st.conn)

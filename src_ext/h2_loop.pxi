@@ -1,0 +1,342 @@
+# The event loop: one thread, no GIL. epoll tells it which sockets are
+# readable or writable; it accepts, runs TLS handshakes, feeds received bytes
+# to nghttp2, applies the replies Python queued (eventfd wakeup) and writes
+# what nghttp2 produced. A connection whose socket is full keeps its bytes in
+# `wbuf` and waits for EPOLLOUT before nghttp2 may produce more: that, with
+# HTTP/2 flow control, is the write back-pressure.
+
+
+cdef void conn_mark_dirty(Conn *conn) noexcept nogil:
+    if not conn.dirty:
+        conn.dirty = 1
+        conn.next_dirty = conn.loop.dirty
+        conn.loop.dirty = conn
+
+
+cdef void conn_arm(Conn *conn, uint32_t events) noexcept nogil:
+    cdef epoll_event ev
+    if conn.armed == events:
+        return
+    ev.events = events
+    ev.data.fd = conn.fd
+    epoll_ctl(conn.loop.epfd, EPOLL_CTL_MOD, conn.fd, &ev)
+    conn.armed = events
+
+
+cdef void conn_close(Conn *conn) noexcept nogil:
+    """Free a connection now; streams Python holds get EV_CLOSED."""
+    cdef Loop *loop = conn.loop
+    cdef Stream *st
+    while conn.streams != NULL:
+        st = conn.streams
+        stream_closed_events(st)
+        if conn.session != NULL:
+            nghttp2_session_set_stream_user_data(conn.session, st.id, NULL)
+        stream_free(st)
+    if conn.session != NULL:
+        nghttp2_session_del(conn.session)
+    if conn.ssl != NULL:
+        SSL_free(conn.ssl)
+    epoll_ctl(loop.epfd, EPOLL_CTL_DEL, conn.fd, NULL)
+    close(conn.fd)
+    loop.conns[conn.fd] = NULL
+    loop.live_conns -= 1
+    free(conn.cert_cn)
+    free(conn.wbuf.data)
+    free(conn)
+
+
+cdef ssize_t conn_write_raw(Conn *conn, const char *data, size_t n) noexcept nogil:
+    """Bytes written (0: would block), or -1 when the connection is broken."""
+    cdef int r, err
+    cdef ssize_t w
+    if conn.ssl != NULL:
+        r = SSL_write(conn.ssl, data, <int>n)
+        if r > 0:
+            return r
+        err = SSL_get_error(conn.ssl, r)
+        if err == SSL_ERROR_WANT_WRITE or err == SSL_ERROR_WANT_READ:
+            return 0
+        ERR_clear_error()
+        return -1
+    w = send(conn.fd, data, n, MSG_NOSIGNAL)
+    if w >= 0:
+        return w
+    if errno == EAGAIN or errno == EINTR:
+        return 0
+    return -1
+
+
+cdef int conn_drain_wbuf(Conn *conn) noexcept nogil:
+    """Write pending bytes: 1 when all are out, 0 when the socket is full, -1 on error."""
+    cdef ssize_t w
+    while conn.wbuf.len:
+        w = conn_write_raw(conn, conn.wbuf.data, conn.wbuf.len)
+        if w < 0:
+            return -1
+        if w == 0:
+            return 0
+        buf_consume(&conn.wbuf, w)
+    return 1
+
+
+cdef void conn_flush(Conn *conn) noexcept nogil:
+    """Write what nghttp2 has to send, as far as the socket takes it."""
+    cdef const uint8_t *chunk
+    cdef ssize_t n
+    cdef int r
+    if conn.dead or conn.session == NULL:
+        return
+    while True:
+        r = conn_drain_wbuf(conn)
+        if r < 0:
+            conn.dead = 1
+            return
+        if r == 0:
+            conn_arm(conn, EPOLLIN | EPOLLOUT)
+            return
+        while conn.wbuf.len < WRITE_HIGH_WATER:
+            n = nghttp2_session_mem_send(conn.session, &chunk)
+            if n < 0:
+                conn.dead = 1
+                return
+            if n == 0:
+                break
+            if buf_append(&conn.wbuf, <const char *>chunk, n) < 0:
+                conn.dead = 1
+                return
+        if conn.wbuf.len == 0:
+            break
+    conn_arm(conn, EPOLLIN)
+    if not nghttp2_session_want_read(conn.session) and not nghttp2_session_want_write(conn.session):
+        conn.dead = 1
+
+
+cdef int conn_handshake(Conn *conn) noexcept nogil:
+    """Advance the TLS handshake: 1 done, 0 in progress, -1 failed."""
+    cdef int r = SSL_do_handshake(conn.ssl)
+    cdef int err
+    if r == 1:
+        conn.handshaking = 0
+        conn.cert_cn = peer_common_name(conn.ssl)
+        return 1 if session_open(conn) == 0 else -1
+    err = SSL_get_error(conn.ssl, r)
+    if err == SSL_ERROR_WANT_READ:
+        conn_arm(conn, EPOLLIN)
+        return 0
+    if err == SSL_ERROR_WANT_WRITE:
+        conn_arm(conn, EPOLLIN | EPOLLOUT)
+        return 0
+    ERR_clear_error()
+    return -1
+
+
+cdef void conn_read(Conn *conn) noexcept nogil:
+    """Read what the socket has (a bounded amount per wakeup) into nghttp2."""
+    cdef char buf[READ_CHUNK]
+    cdef ssize_t n
+    cdef int r, err, rounds
+    for rounds in range(16):
+        if conn.ssl != NULL:
+            r = SSL_read(conn.ssl, buf, READ_CHUNK)
+            if r <= 0:
+                err = SSL_get_error(conn.ssl, r)
+                if err == SSL_ERROR_WANT_READ or err == SSL_ERROR_WANT_WRITE:
+                    return
+                ERR_clear_error()
+                conn.dead = 1
+                return
+            n = r
+        else:
+            n = recv(conn.fd, buf, READ_CHUNK, 0)
+            if n == 0:
+                conn.dead = 1
+                return
+            if n < 0:
+                if errno != EAGAIN and errno != EINTR:
+                    conn.dead = 1
+                return
+        if nghttp2_session_mem_recv(conn.session, <const uint8_t *>buf, n) < 0:
+            conn.dead = 1  # a protocol error: nghttp2 has queued its GOAWAY
+            conn_mark_dirty(conn)
+            return
+        conn_mark_dirty(conn)
+
+
+cdef void loop_accept(Loop *loop, Listener *lis) noexcept nogil:
+    cdef int fd, one = 1
+    cdef Conn *conn
+    cdef Conn **grown
+    cdef epoll_event ev
+    cdef int i
+    while loop.accepting:
+        fd = accept4(lis.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if fd < 0:
+            if errno == EMFILE or errno == ENFILE:
+                # The pending connection stays queued; rather than spin on a
+                # listener that stays readable, rest the listeners a while.
+                listeners_watch(loop, 0)
+                loop.accept_resume_ms = monotonic_ms() + ACCEPT_RETRY_MS
+            return
+        if fd >= loop.nconns:
+            grown = <Conn **>realloc(loop.conns, (fd + 1024) * sizeof(Conn *))
+            if grown == NULL:
+                close(fd)
+                continue
+            for i in range(loop.nconns, fd + 1024):
+                grown[i] = NULL
+            loop.conns = grown
+            loop.nconns = fd + 1024
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))  # fails harmlessly on unix
+        conn = <Conn *>calloc(1, sizeof(Conn))
+        if conn == NULL:
+            close(fd)
+            continue
+        conn.loop = loop
+        conn.fd = fd
+        loop.next_gen += 1
+        conn.gen = loop.next_gen
+        conn.armed = EPOLLIN
+        ev.events = EPOLLIN
+        ev.data.fd = fd
+        loop.conns[fd] = conn
+        loop.live_conns += 1
+        epoll_ctl(loop.epfd, EPOLL_CTL_ADD, fd, &ev)
+        if lis.ctx != NULL:
+            conn.ssl = SSL_new(lis.ctx)
+            if conn.ssl == NULL:
+                conn_close(conn)
+                continue
+            SSL_set_fd(conn.ssl, fd)
+            SSL_set_accept_state(conn.ssl)
+            conn.handshaking = 1
+        elif session_open(conn) != 0:
+            conn_close(conn)
+
+
+cdef int64_t monotonic_ms() noexcept nogil:
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1000 + now.tv_nsec // 1000000
+
+
+cdef void listeners_watch(Loop *loop, int on) noexcept nogil:
+    cdef epoll_event ev
+    cdef int i
+    for i in range(loop.nlisteners):
+        ev.events = EPOLLIN
+        ev.data.fd = loop.listeners[i].fd
+        epoll_ctl(loop.epfd, EPOLL_CTL_ADD if on else EPOLL_CTL_DEL, loop.listeners[i].fd, &ev)
+
+
+cdef void loop_goaway(Loop *loop) noexcept nogil:
+    """Stop accepting; tell every client no new stream will be served."""
+    cdef int i
+    cdef Conn *conn
+    if loop.accepting and not loop.accept_resume_ms:
+        listeners_watch(loop, 0)
+    loop.accepting = 0
+    for i in range(loop.nconns):
+        conn = loop.conns[i]
+        if conn != NULL and conn.session != NULL:
+            nghttp2_submit_goaway(conn.session, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(conn.session),
+                                  NGHTTP2_NO_ERROR, NULL, 0)
+            conn_mark_dirty(conn)
+
+
+cdef void loop_apply_replies(Loop *loop) noexcept nogil:
+    cdef Reply *r = replies_take_all(loop)
+    cdef Reply *next
+    cdef Conn *conn
+    cdef Stream *st
+    cdef int i
+    while r != NULL:
+        next = r.next
+        if r.kind == R_MESSAGE:
+            conn = loop.conns[r.fd] if 0 <= r.fd < loop.nconns else NULL
+            st = NULL
+            if conn != NULL and conn.gen == r.gen and conn.session != NULL and not conn.dead:
+                st = <Stream *>nghttp2_session_get_stream_user_data(conn.session, r.sid)
+            if st != NULL:
+                stream_queue(st, r.data, r.len, r.end, r.status, r.msg, r.msglen)
+                r.data = NULL
+                r.msg = NULL
+        elif r.kind == R_DRAIN:
+            conn = loop.conns[r.fd] if 0 <= r.fd < loop.nconns else NULL
+            st = NULL
+            if conn != NULL and conn.gen == r.gen and conn.session != NULL and not conn.dead:
+                st = <Stream *>nghttp2_session_get_stream_user_data(conn.session, r.sid)
+            if st != NULL:
+                stream_want_drain(st)
+            else:
+                push_drained(loop, r.fd, r.gen, r.sid)  # gone: nothing left to wait for
+        elif r.kind == R_GOAWAY:
+            loop_goaway(loop)
+        elif r.kind == R_CLOSE_ALL:
+            for i in range(loop.nconns):
+                if loop.conns[i] != NULL:
+                    conn_flush(loop.conns[i])
+                    conn_close(loop.conns[i])
+            loop.dirty = NULL
+        elif r.kind == R_EXIT:
+            loop.running = 0
+        elif r.kind == R_SET_TLS:
+            if loop.listeners[r.sid].ctx != NULL:
+                SSL_CTX_free(loop.listeners[r.sid].ctx)
+            loop.listeners[r.sid].ctx = <SSL_CTX *>r.ctx
+        reply_free(r)
+        r = next
+
+
+cdef void loop_flush_dirty(Loop *loop) noexcept nogil:
+    cdef Conn *conn
+    while loop.dirty != NULL:
+        conn = loop.dirty
+        loop.dirty = conn.next_dirty
+        conn.dirty = 0
+        conn_flush(conn)
+        if conn.dead:
+            conn_close(conn)
+
+
+cdef void loop_run(Loop *loop) noexcept nogil:
+    cdef epoll_event events[MAX_EVENTS]
+    cdef int n, i, j, fd
+    cdef uint64_t counter
+    cdef Conn *conn
+    cdef int listener, r
+    while loop.running:
+        n = epoll_wait(loop.epfd, events, MAX_EVENTS, ACCEPT_RETRY_MS if loop.accept_resume_ms else -1)
+        if loop.accept_resume_ms and monotonic_ms() >= loop.accept_resume_ms:
+            loop.accept_resume_ms = 0
+            if loop.accepting:
+                listeners_watch(loop, 1)
+        for i in range(n):
+            fd = events[i].data.fd
+            if fd == loop.evfd:
+                read(loop.evfd, &counter, 8)
+                loop_apply_replies(loop)
+                continue
+            listener = -1
+            for j in range(loop.nlisteners):
+                if loop.listeners[j].fd == fd:
+                    listener = j
+            if listener >= 0:
+                loop_accept(loop, &loop.listeners[listener])
+                continue
+            conn = loop.conns[fd] if fd < loop.nconns else NULL
+            if conn == NULL or conn.dead:
+                continue
+            if conn.handshaking:
+                r = conn_handshake(conn)
+                if r < 0:
+                    conn.dead = 1
+                    conn_mark_dirty(conn)
+                    continue
+                if r == 0:
+                    continue
+            if events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP):
+                conn_read(conn)
+            conn_mark_dirty(conn)
+        loop_flush_dirty(loop)

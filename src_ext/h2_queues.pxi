@@ -1,0 +1,90 @@
+# The two hand-offs between the event loop and Python: events (loop ->
+# worker threads, which block on a condition variable without the GIL) and
+# replies (any thread -> loop, which is woken through an eventfd).
+
+
+cdef char *dup_bytes(const char *src, size_t n) noexcept nogil:
+    """A NUL-terminated malloc'd copy of n bytes (NULL stays NULL)."""
+    if src == NULL:
+        return NULL
+    cdef char *out = <char *>malloc(n + 1)
+    if out != NULL:
+        memcpy(out, src, n)
+        out[n] = 0
+    return out
+
+
+cdef void event_free(Event *ev) noexcept nogil:
+    free(ev.data)
+    free(ev.token)
+    free(ev.cert_cn)
+    free(ev)
+
+
+cdef void reply_free(Reply *r) noexcept nogil:
+    free(r.data)
+    free(r.msg)
+    free(r)
+
+
+cdef void events_push(Loop *loop, Event *ev) noexcept nogil:
+    cdef EventQueue *q = &loop.events
+    ev.next = NULL
+    pthread_mutex_lock(&q.lock)
+    if q.tail == NULL:
+        q.head = ev
+    else:
+        q.tail.next = ev
+    q.tail = ev
+    pthread_cond_signal(&q.ready)
+    pthread_mutex_unlock(&q.lock)
+
+
+cdef Event *events_pop(Loop *loop) noexcept nogil:
+    """The next event, blocking; NULL once the queue is closed and empty."""
+    cdef EventQueue *q = &loop.events
+    cdef Event *ev
+    pthread_mutex_lock(&q.lock)
+    while q.head == NULL and not q.closed:
+        pthread_cond_wait(&q.ready, &q.lock)
+    ev = q.head
+    if ev != NULL:
+        q.head = ev.next
+        if q.head == NULL:
+            q.tail = NULL
+    pthread_mutex_unlock(&q.lock)
+    return ev
+
+
+cdef void events_close(Loop *loop) noexcept nogil:
+    pthread_mutex_lock(&loop.events.lock)
+    loop.events.closed = 1
+    pthread_cond_broadcast(&loop.events.ready)
+    pthread_mutex_unlock(&loop.events.lock)
+
+
+cdef void replies_push(Loop *loop, Reply *r) noexcept nogil:
+    cdef ReplyQueue *q = &loop.replies
+    cdef int was_empty
+    cdef uint64_t one = 1
+    r.next = NULL
+    pthread_mutex_lock(&q.lock)
+    was_empty = q.head == NULL
+    if q.tail == NULL:
+        q.head = r
+    else:
+        q.tail.next = r
+    q.tail = r
+    pthread_mutex_unlock(&q.lock)
+    if was_empty:
+        write(loop.evfd, &one, 8)
+
+
+cdef Reply *replies_take_all(Loop *loop) noexcept nogil:
+    cdef Reply *head
+    pthread_mutex_lock(&loop.replies.lock)
+    head = loop.replies.head
+    loop.replies.head = NULL
+    loop.replies.tail = NULL
+    pthread_mutex_unlock(&loop.replies.lock)
+    return head

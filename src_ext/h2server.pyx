@@ -1,0 +1,269 @@
+# cython: language_level=3
+"""A gRPC server core over libnghttp2, OpenSSL and epoll (k0s_store._ext.h2server).
+
+The event loop (`NativeServer.run`, on a thread of its own) runs without the
+GIL: it accepts connections, does TLS and HTTP/2, assembles gRPC messages
+and checks them the way grpc-go does. Python only sees whole calls: worker
+threads take events with `next_event()` (blocking, GIL released) and answer
+with `send()`, which queues the reply for the loop and wakes it. Which
+handler serves a path is Python's business (k0s_store/transport/native.py);
+this module only knows the table's paths and shapes.
+
+Parts, each in its own file: h2_types.pxi (C state), h2_queues.pxi
+(loop <-> Python hand-off), h2_grpc.pxi (gRPC on one stream),
+h2_session.pxi (nghttp2 callbacks), h2_tls.pxi (OpenSSL), h2_loop.pxi
+(epoll loop).
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdio cimport snprintf
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memmove, strlen
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+from nghttp2 cimport *
+from openssl cimport *
+from sysio cimport *
+
+include "h2_types.pxi"
+include "h2_queues.pxi"
+include "h2_grpc.pxi"
+include "h2_session.pxi"
+include "h2_tls.pxi"
+include "h2_loop.pxi"
+
+# Event kinds and shapes, for the Python side.
+REQUEST = EV_REQUEST
+OPEN = EV_OPEN
+HALF_CLOSE = EV_HALF_CLOSE
+CLOSED = EV_CLOSED
+UNKNOWN = EV_UNKNOWN
+DRAINED = EV_DRAINED
+WAKE = EV_WAKE
+UNARY = SHAPE_UNARY
+SERVER_STREAM = SHAPE_SERVER_STREAM
+EACH_MESSAGE = SHAPE_EACH_MESSAGE
+SESSION = SHAPE_SESSION
+
+
+cdef class NativeServer:
+    """The loop and its queues.
+
+    Args:
+        methods: (path, shape) of every served method; events carry the index.
+        max_recv: the largest request message accepted (grpc-go's check).
+    """
+
+    cdef Loop *loop
+    cdef list _paths  # keeps the bytes the C table points into alive
+    cdef dict _contexts  # listener index -> the TLSContext it serves with
+
+    def __cinit__(self, list methods, uint32_t max_recv):
+        cdef epoll_event ev
+        cdef int i
+        self.loop = <Loop *>calloc(1, sizeof(Loop))
+        if self.loop == NULL:
+            raise MemoryError()
+        self._contexts = {}
+        loop = self.loop
+        loop.epfd = -1
+        loop.evfd = -1
+        pthread_mutex_init(&loop.events.lock, NULL)
+        pthread_cond_init(&loop.events.ready, NULL)
+        pthread_mutex_init(&loop.replies.lock, NULL)
+        loop.max_recv = max_recv
+        loop.accepting = 1
+        loop.running = 1
+        self._paths = [path.encode() for path, _ in methods]
+        loop.nmethods = len(methods)
+        loop.paths = <char **>calloc(len(methods) + 1, sizeof(char *))
+        loop.pathlens = <size_t *>calloc(len(methods) + 1, sizeof(size_t))
+        loop.shapes = <int *>calloc(len(methods) + 1, sizeof(int))
+        for i, (_, shape) in enumerate(methods):
+            loop.paths[i] = PyBytes_AS_STRING(self._paths[i])
+            loop.pathlens[i] = PyBytes_GET_SIZE(self._paths[i])
+            loop.shapes[i] = shape
+        loop.callbacks = make_callbacks()
+        nghttp2_option_new(&loop.option)
+        # nghttp2's HTTP checks would refuse what grpc-go accepts (e.g. the
+        # :authority "http://host:port" etcdctl sends for a URL endpoint);
+        # the gRPC checks are ours (h2_grpc.pxi).
+        nghttp2_option_set_no_http_messaging(loop.option, 1)
+        loop.epfd = epoll_create1(EPOLL_CLOEXEC)
+        loop.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if loop.callbacks == NULL or loop.epfd < 0 or loop.evfd < 0:
+            raise OSError("cannot set up the event loop")
+        ev.events = EPOLLIN
+        ev.data.fd = loop.evfd
+        epoll_ctl(loop.epfd, EPOLL_CTL_ADD, loop.evfd, &ev)
+
+    def add_listener(self, int fd, TLSContext tls=None) -> int:
+        """Serve a listening, non-blocking socket (before `run`); its index."""
+        cdef epoll_event ev
+        cdef int index = self.loop.nlisteners
+        if index >= MAX_LISTENERS:
+            raise ValueError(f"at most {MAX_LISTENERS} listeners")
+        self.loop.listeners[index].fd = fd
+        if tls is not None:
+            SSL_CTX_up_ref(tls.ctx)
+            self.loop.listeners[index].ctx = tls.ctx
+            self._contexts[index] = tls
+        self.loop.nlisteners += 1
+        ev.events = EPOLLIN
+        ev.data.fd = fd
+        epoll_ctl(self.loop.epfd, EPOLL_CTL_ADD, fd, &ev)
+        return index
+
+    def set_tls(self, int index, TLSContext tls) -> None:
+        """New connections on listener `index` use `tls` from now on."""
+        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
+        if r == NULL:
+            raise MemoryError()
+        SSL_CTX_up_ref(tls.ctx)
+        r.kind = R_SET_TLS
+        r.sid = index
+        r.ctx = tls.ctx
+        self._contexts[index] = tls
+        replies_push(self.loop, r)
+
+    def run(self) -> None:
+        """The event loop; returns after `exit()`. Call from one dedicated thread."""
+        with nogil:
+            loop_run(self.loop)
+        events_close(self.loop)
+
+    def next_event(self):
+        """The next event, waiting without the GIL; None once the loop has exited.
+
+        (kind, fd, gen, stream id, method index, data, token, cert CN, timeout us, seq):
+        seq numbers a call's OPEN, REQUEST, HALF_CLOSE and CLOSED events from 0.
+        """
+        cdef Event *ev
+        with nogil:
+            ev = events_pop(self.loop)
+        if ev == NULL:
+            return None
+        try:
+            return (
+                ev.kind,
+                ev.fd,
+                ev.gen,
+                ev.sid,
+                ev.method,
+                PyBytes_FromStringAndSize(ev.data, ev.len) if ev.data != NULL else b"",
+                ev.token.decode("utf-8", "replace") if ev.token != NULL else None,
+                ev.cert_cn.decode("utf-8", "replace") if ev.cert_cn != NULL else None,
+                ev.timeout_us,
+                ev.seq,
+            )
+        finally:
+            event_free(ev)
+
+    def send(self, int fd, uint32_t gen, int32_t sid, bytes message, bint end=False,
+             int status=0, bytes grpc_message=b"") -> None:
+        """Queue a response message (None: none) and, with `end`, the call's status.
+
+        `grpc_message` must already be percent-encoded.
+        """
+        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
+        cdef size_t n
+        cdef uint32_t length
+        if r == NULL:
+            raise MemoryError()
+        r.kind = R_MESSAGE
+        r.fd = fd
+        r.gen = gen
+        r.sid = sid
+        r.end = end
+        r.status = status
+        if message is not None:
+            n = PyBytes_GET_SIZE(message)
+            r.data = <char *>malloc(n + 5)
+            if r.data == NULL:
+                free(r)
+                raise MemoryError()
+            length = <uint32_t>n
+            r.data[0] = 0
+            r.data[1] = <char>(length >> 24)
+            r.data[2] = <char>(length >> 16)
+            r.data[3] = <char>(length >> 8)
+            r.data[4] = <char>length
+            memcpy(r.data + 5, PyBytes_AS_STRING(message), n)
+            r.len = n + 5
+        if grpc_message:
+            r.msg = dup_bytes(PyBytes_AS_STRING(grpc_message), PyBytes_GET_SIZE(grpc_message))
+            r.msglen = PyBytes_GET_SIZE(grpc_message)
+        replies_push(self.loop, r)
+
+    def request_drain(self, int fd, uint32_t gen, int32_t sid) -> None:
+        """Ask for a DRAINED event once the call has little left to send (at most
+        DRAIN_LOW_WATER bytes queued): the sender's write back-pressure."""
+        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
+        if r == NULL:
+            raise MemoryError()
+        r.kind = R_DRAIN
+        r.fd = fd
+        r.gen = gen
+        r.sid = sid
+        replies_push(self.loop, r)
+
+    def wake(self, int fd, uint32_t gen, int32_t sid) -> None:
+        """Queue a WAKE event for a call, for a worker to take (from any thread,
+        without touching the loop): how a stream asks for a turn."""
+        push_call_event(self.loop, EV_WAKE, fd, gen, sid)
+
+    def _command(self, int kind) -> None:
+        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
+        if r == NULL:
+            raise MemoryError()
+        r.kind = kind
+        replies_push(self.loop, r)
+
+    def goaway(self) -> None:
+        """Stop accepting and send GOAWAY on every connection; calls in flight go on."""
+        self._command(R_GOAWAY)
+
+    def close_connections(self) -> None:
+        """Flush and close every connection (streams still open get CLOSED events)."""
+        self._command(R_CLOSE_ALL)
+
+    def exit(self) -> None:
+        """Make `run` return; `next_event` then answers None to every worker."""
+        self._command(R_EXIT)
+
+    @property
+    def connections(self) -> int:
+        """Open connections (read without locking: a figure for tests and logs)."""
+        return self.loop.live_conns
+
+    def __dealloc__(self):
+        cdef Loop *loop = self.loop
+        cdef Event *ev
+        cdef int i
+        if loop == NULL:
+            return
+        for i in range(loop.nconns):
+            if loop.conns[i] != NULL:
+                conn_close(loop.conns[i])
+        while loop.events.head != NULL:
+            ev = loop.events.head
+            loop.events.head = ev.next
+            event_free(ev)
+        loop_apply_replies(loop)  # frees what is left (no connection remains)
+        for i in range(loop.nlisteners):
+            if loop.listeners[i].ctx != NULL:
+                SSL_CTX_free(loop.listeners[i].ctx)
+        if loop.callbacks != NULL:
+            nghttp2_session_callbacks_del(loop.callbacks)
+        if loop.option != NULL:
+            nghttp2_option_del(loop.option)
+        if loop.epfd >= 0:
+            close(loop.epfd)
+        if loop.evfd >= 0:
+            close(loop.evfd)
+        free(loop.conns)
+        free(loop.paths)
+        free(loop.pathlens)
+        free(loop.shapes)
+        free(loop)

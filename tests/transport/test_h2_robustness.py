@@ -1,0 +1,309 @@
+"""The native transport under HTTP/2 and gRPC that no well-behaved client
+sends, driven by a raw `h2` client: each bad call gets grpc-go's status (or
+its connection is dropped), the server keeps serving everyone else, and it
+holds no more descriptors afterwards than before."""
+
+import socket
+import time
+
+import h2.connection
+import pytest
+from h2client import RawClient, frame
+from native_server import anon_rss_bytes, open_fds
+
+from k0s_store.api.settings import Settings
+from k0s_store.proto import rpc_pb2
+
+RANGE = "/etcdserverpb.KV/Range"
+PUT = "/etcdserverpb.KV/Put"
+WATCH = "/etcdserverpb.Watch/Watch"
+MAX_RECV = Settings().max_message_bytes
+SETTLE_S = 5.0
+
+
+def range_request(key: bytes = b"k") -> bytes:
+    return frame(rpc_pb2.RangeRequest(key=key).SerializeToString())
+
+
+def put_request(key: bytes, value: bytes) -> bytes:
+    return frame(rpc_pb2.PutRequest(key=key, value=value).SerializeToString())
+
+
+def assert_serving(server) -> None:
+    """A fresh connection still gets a correct answer."""
+    client = RawClient(server.endpoint)
+    try:
+        response = client.call(RANGE, range_request())
+        assert response.status == 0, response
+        assert rpc_pb2.RangeResponse.FromString(response.messages()[0]).header.revision >= 1
+    finally:
+        client.close()
+
+
+def settled_fds(server) -> int:
+    """The server's descriptor count once it has not changed for a moment
+    (connections of earlier tests may still be closing)."""
+    count, deadline = open_fds(server), time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = open_fds(server)
+        if now == count:
+            break
+        count = now
+    return count
+
+
+def wait_fds(server, baseline: int) -> int:
+    """The server's descriptor count once it is back to `baseline` (or after SETTLE_S)."""
+    deadline = time.monotonic() + SETTLE_S
+    while open_fds(server) > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return open_fds(server)
+
+
+def preface() -> bytes:
+    """A client connection preface with its SETTINGS frame."""
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    return conn.data_to_send()
+
+
+def test_unary_calls_and_headers(native_server):
+    client = RawClient(native_server.endpoint)
+    put = client.call(PUT, put_request(b"raw", b"value"))
+    assert put.status == 0 and put.headers[":status"] == "200"
+    assert put.headers["content-type"] == "application/grpc"
+    got = rpc_pb2.RangeResponse.FromString(client.call(RANGE, range_request(b"raw")).messages()[0])
+    assert [(kv.key, kv.value) for kv in got.kvs] == [(b"raw", b"value")]
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "status", "message"),
+    [
+        ("/foo.Bar/Baz", [], range_request(), 12, "unknown service foo.Bar"),
+        (
+            "/etcdserverpb.KV/Nope",
+            [],
+            range_request(),
+            12,
+            "unknown method Nope for service etcdserverpb.KV",
+        ),
+        (
+            RANGE,
+            [],
+            frame(b"\x0a\x01k", compressed=1),
+            13,
+            "grpc: compressed flag set with identity or empty encoding",
+        ),
+        (RANGE, [], frame(b"", compressed=2), 13, "grpc: received unexpected payload format 2"),
+        (
+            RANGE,
+            [],
+            frame(b"", length=MAX_RECV + 1),
+            8,
+            f"grpc: received message larger than max ({MAX_RECV + 1} vs. {MAX_RECV})",
+        ),
+        (
+            RANGE,
+            [("grpc-encoding", "gzip")],
+            range_request(),
+            12,
+            'grpc: Decompressor is not installed for grpc-encoding "gzip"',
+        ),
+        (
+            RANGE,
+            [("content-type", "text/plain")],
+            range_request(),
+            13,
+            'transport: received unexpected content-type "text/plain"',
+        ),
+        (RANGE, [], b"", 2, "EOF"),
+        (RANGE, [], frame(b"abc", length=10), 13, "unexpected EOF"),
+        (RANGE, [], b"\x00\x00", 13, "unexpected EOF"),
+        (PUT, [], frame(b"\xff\xff\xff"), 13, None),
+    ],
+    ids=[
+        "unknown-service",
+        "unknown-method",
+        "compressed-flag",
+        "bad-payload-format",
+        "over-limit-length",
+        "gzip-encoding",
+        "content-type",
+        "no-message",
+        "cut-message",
+        "cut-prefix",
+        "malformed-protobuf",
+    ],
+)
+def test_refused_calls(native_server, path, headers, body, status, message):
+    client = RawClient(native_server.endpoint)
+    response = client.call(path, body, headers)
+    assert response.status == status, response
+    if message is not None:
+        assert response.message == message
+    else:
+        assert response.message  # the handler's unmarshal error, as etcd words it
+    # The connection itself is fine afterwards.
+    assert client.call(RANGE, range_request()).status == 0
+    client.close()
+
+
+def test_broken_frames_drop_only_their_connection(native_server):
+    baseline = settled_fds(native_server)
+    cases = [
+        preface()[:30],  # preface and half a SETTINGS frame, then gone
+        preface() + b"\x00\x00\x10\x00",  # half a frame header
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # not HTTP/2 at all
+        preface() + b"\xff\xff\xff\x00\x00\x00\x00\x00\x01",  # DATA over the frame size limit
+        preface() + b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00",  # zero increment
+    ]
+    for data in cases:
+        sock = socket.create_connection(("127.0.0.1", native_server.port), timeout=5)
+        sock.sendall(data)
+        if data.startswith(b"GET") or data.startswith(preface() + b"\xff"):
+            # A protocol error: the server says GOAWAY (or nothing) and closes.
+            while sock.recv(65536):
+                pass
+        sock.close()
+        assert_serving(native_server)
+    assert wait_fds(native_server, baseline) == baseline
+
+
+def test_reset_mid_message_and_mid_stream(native_server):
+    baseline = settled_fds(native_server)
+    client = RawClient(native_server.endpoint)
+    put = client.start(PUT)
+    client.send(put, put_request(b"cut", b"x" * 1000)[:500])
+    client.reset(put)
+    watch = client.start(WATCH)
+    create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"w"))
+    client.send(watch, frame(create.SerializeToString()))
+    assert rpc_pb2.WatchResponse.FromString(client.wait(watch, messages=1).messages()[0]).created
+    client.reset(watch)
+    got = client.call(RANGE, range_request(b"cut"))
+    assert got.status == 0
+    assert not rpc_pb2.RangeResponse.FromString(got.messages()[0]).kvs  # never applied
+    client.close()
+    assert wait_fds(native_server, baseline) == baseline
+
+
+def test_half_closed_watch_keeps_delivering(native_server):
+    client = RawClient(native_server.endpoint)
+    watch = client.start(WATCH)
+    create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"half"))
+    client.send(watch, frame(create.SerializeToString()), end=True)
+    client.wait(watch, messages=1)
+    other = RawClient(native_server.endpoint)
+    assert other.call(PUT, put_request(b"half", b"1")).status == 0
+    responses = client.wait(watch, messages=2).messages()
+    event = rpc_pb2.WatchResponse.FromString(responses[1]).events[0]
+    assert (event.kv.key, event.kv.value) == (b"half", b"1")
+    assert not client.responses[watch].ended  # etcd keeps a half-closed watch open
+    other.close()
+    client.close()
+
+
+def test_zero_window_holds_one_call_not_the_server(native_server):
+    stalled = RawClient(native_server.endpoint, window=0)
+    sid = stalled.start(RANGE)
+    stalled.send(sid, range_request(), end=True)
+    with pytest.raises(TimeoutError):
+        stalled.wait(sid, timeout=0.5)
+    assert stalled.responses[sid].data == b""  # headers may come, DATA may not
+    assert_serving(native_server)
+    stalled.h2.increment_flow_control_window(1 << 20, sid)
+    stalled.flush()
+    response = stalled.wait(sid)
+    assert response.status == 0 and len(response.messages()) == 1
+    stalled.close()
+
+
+def test_two_thousand_idle_connections(native_server):
+    baseline = settled_fds(native_server)
+    hello = preface()
+    idle = []
+    try:
+        for _ in range(2000):
+            sock = socket.create_connection(("127.0.0.1", native_server.port), timeout=5)
+            sock.sendall(hello)
+            idle.append(sock)
+        assert_serving(native_server)
+        deadline = time.monotonic() + SETTLE_S
+        while open_fds(native_server) < baseline + 2000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert open_fds(native_server) >= baseline + 2000
+    finally:
+        for sock in idle:
+            sock.close()
+    assert wait_fds(native_server, baseline) == baseline
+    assert_serving(native_server)
+
+
+def test_slow_reader_is_held_back_others_are_served(native_server):
+    """A watcher whose client never reads: the server stops sending to it (flow
+    control, then the watch backlog pauses it) and its memory stays bounded."""
+    baseline, rss_before = settled_fds(native_server), anon_rss_bytes(native_server)
+    slow = RawClient(native_server.endpoint)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    watch = slow.start(WATCH)
+    create = rpc_pb2.WatchRequest(
+        create_request=rpc_pb2.WatchCreateRequest(key=b"slow/", range_end=b"slow0")
+    )
+    slow.send(watch, frame(create.SerializeToString()))
+    slow.wait(watch, messages=1)
+    writer = RawClient(native_server.endpoint)
+    value = b"v" * 65536
+    started = time.monotonic()
+    for i in range(400):  # 25 MiB of events the slow client never reads
+        assert writer.call(PUT, put_request(b"slow/%03d" % i, value)).status == 0
+    assert time.monotonic() - started < 60
+    assert_serving(native_server)
+    grown = anon_rss_bytes(native_server) - rss_before
+    assert grown < 20 * 1024 * 1024, f"server grew {grown} bytes for one stalled watcher"
+    writer.close()
+    slow.close()
+    assert wait_fds(native_server, baseline) == baseline
+    assert_serving(native_server)
+
+
+def test_ping_is_answered(native_server):
+    client = RawClient(native_server.endpoint)
+    client.h2.ping(b"k0s-ping")
+    client.flush()
+    deadline = time.monotonic() + SETTLE_S
+    while client.pong is None and time.monotonic() < deadline:
+        client.pump()
+    assert client.pong == b"k0s-ping"
+    client.close()
+
+
+def test_refused_and_reset_calls_leak_no_memory(native_server):
+    """Thousands of refused, cut and reset calls: the server's heap stays put."""
+    bad_calls = [
+        ("/foo.Bar/Baz", range_request()),
+        (RANGE, frame(b"", length=MAX_RECV + 1)),
+        (RANGE, frame(b"abc", length=10)),
+        (PUT, frame(b"\xff\xff\xff")),
+    ]
+
+    def round_of(calls: int) -> None:
+        # A new connection every 200 resets: nghttp2 drops a connection that
+        # resets ~1,000 streams in a burst (its rapid-reset flood guard).
+        for start in range(0, calls, 200):
+            client = RawClient(native_server.endpoint)
+            for number in range(start, min(calls, start + 200)):
+                path, body = bad_calls[number % len(bad_calls)]
+                assert client.call(path, body).status != 0
+                sid = client.start(PUT)
+                client.send(sid, put_request(b"leak", b"x" * 100)[:50])
+                client.reset(sid)
+            client.close()
+
+    round_of(400)  # warm-up: pools, caches, allocator arenas
+    before = anon_rss_bytes(native_server)
+    round_of(2000)
+    grown = anon_rss_bytes(native_server) - before
+    assert grown < 4 * 1024 * 1024, f"server heap grew {grown} bytes over 4,000 bad calls"
+    assert_serving(native_server)
