@@ -48,7 +48,7 @@ from k0s_store.api.methods import (
 from k0s_store.api.rpc_stats import MethodStats, RpcStats
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import parse
-from k0s_store.errors import EtcdError
+from k0s_store.errors import EtcdError, StoppedError
 from k0s_store.transport.certificates import CertificateWatcher
 from k0s_store.transport.listeners import Listener, TLSFiles
 from k0s_store.transport.status import (
@@ -66,6 +66,7 @@ MIN_WORKERS = 8
 DRAIN_HIGH_WATER = 1024 * 1024
 DEFAULT_MAX_WORKERS = 512
 LISTEN_BACKLOG = 4096
+STREAMS_END_WAIT_S = 0.5  # at shutdown, for ended streams to reach their clients
 
 _SHAPES = {
     Shape.UNARY: h2server.UNARY,
@@ -382,6 +383,7 @@ class _Dispatcher:
     def _closed(self, key, call: _Call) -> None:
         with self.lock:
             self.calls.pop(key, None)
+            self.idle_changed.notify_all()
         if not call.ended:  # the client (or a shutdown) ended it: grpc's Canceled
             call.ended = True
             call.stats.finished(CANCELLED, call.started)
@@ -393,6 +395,19 @@ class _Dispatcher:
     def _send(self, key, message: bytes, end: bool = False) -> None:
         self.rpc_stats.sent(len(message))
         self.core.send(*key, message, end)
+
+    def end_streams(self, error: EtcdError) -> None:
+        """End every open streaming call with `error`'s status (a shutdown: clients
+        retry elsewhere at once instead of waiting for the connection to close)."""
+        with self.lock:
+            calls = list(self.calls.items())
+        for key, call in calls:
+            call.post(lambda key=key, call=call: self._stop(key, call, error))
+
+    def _stop(self, key, call: _Call, error: EtcdError) -> None:
+        if call.session is not None:
+            call.session.close()
+        self._end_call(key, call, status_code(error.code), error.message)
 
     def _end_call(self, key, call: _Call, code: int, text: str) -> None:
         """End a streaming call with a status, counted once."""
@@ -496,8 +511,9 @@ class NativeServer:
         self._stopping = False
 
     def stop(self, grace: float | None) -> threading.Event:
-        """Stop accepting, GOAWAY, let calls in flight finish (up to `grace` seconds),
-        then close every connection (streams end) and the loop."""
+        """Stop accepting, GOAWAY, end open streams with etcd's "server stopped"
+        (UNAVAILABLE), let unary calls in flight finish (up to `grace` seconds),
+        then close every connection and the loop."""
         if not self._stopping:
             self._stopping = True
             threading.Thread(target=self._shutdown, args=(grace or 0.0,), daemon=True).start()
@@ -507,8 +523,16 @@ class NativeServer:
         if self.certificates is not None:
             self.certificates.stop()
         self.pool.dispatcher.ticker.stop()
-        self.core.goaway()
         dispatcher = self.pool.dispatcher
+        # Streams end before the GOAWAY goes out (nghttp2 sends it ahead of
+        # stream frames): a client may take frames after it as a protocol
+        # error (python h2 does), though HTTP/2 allows them.
+        dispatcher.end_streams(StoppedError())
+        deadline = time.monotonic() + STREAMS_END_WAIT_S
+        with dispatcher.lock:
+            while dispatcher.calls and time.monotonic() < deadline:
+                dispatcher.idle_changed.wait(max(0.0, deadline - time.monotonic()))
+        self.core.goaway()
         deadline = time.monotonic() + grace
         with dispatcher.lock:
             while dispatcher.in_flight and time.monotonic() < deadline:
