@@ -168,5 +168,8 @@ def run_and_check(
     report.inconclusive = result.inconclusive
     report.violations = list(result.violations)
     if not result.violations:
-        report.violations += validate_watches(watch_records, result.events, report.revisions)
+        compacted = max((op.request["revision"] for op in ops if op.kind == "compact"), default=0)
+        report.violations += validate_watches(
+            watch_records, result.events, report.revisions, compacted
+        )
     return report

@@ -52,9 +52,12 @@ def _expected(record: WatchRecord, events: dict, first: int, last: int) -> list:
     return wanted
 
 
-def validate_watch(record: WatchRecord, events: dict, last_revision: int) -> list[WatchViolation]:
+def validate_watch(
+    record: WatchRecord, events: dict, last_revision: int, compacted: int = 0
+) -> list[WatchViolation]:
     """Every guarantee for one watch record; `last_revision` is the last
-    revision the history explains."""
+    revision the history explains; `compacted` the highest compaction asked
+    for (a prev_kv at or below it may be gone: etcd then sends none)."""
     name = f"watcher {record.watcher} segment {record.segment} from {record.start_revision}"
     problems: list[WatchViolation] = []
 
@@ -78,8 +81,7 @@ def validate_watch(record: WatchRecord, events: dict, last_revision: int) -> lis
             if (rev, kv[0]) in seen:
                 fail("unique", f"{kind} {kv[0]} at revision {rev} twice")
             seen.add((rev, kv[0]))
-            created = prev is None if record.prev_kv else kv[4] == 1
-            if kind == "PUT" and (kv[2] == kv[3]) != created:
+            if kind == "PUT" and (kv[2] == kv[3]) != (kv[4] == 1):
                 fail("isCreate", f"{kv} with prev {prev}")
             previous = rev
             got.append((kind, tuple(kv), tuple(prev) if prev else None))
@@ -101,7 +103,9 @@ def validate_watch(record: WatchRecord, events: dict, last_revision: int) -> lis
     if reported > last_revision:
         fail("reliable", f"reported revision {reported}, past the history's last {last_revision}")
         return problems
-    want = _expected(record, events, record.start_revision, reported)
+    want = _compacted_prevs(
+        got, _expected(record, events, record.start_revision, reported), compacted
+    )
     if got != want:
         index = next(
             (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
@@ -115,13 +119,26 @@ def validate_watch(record: WatchRecord, events: dict, last_revision: int) -> lis
     return problems
 
 
-def validate_watches(records: list[WatchRecord], events: dict, last_revision: int) -> list:
+def _compacted_prevs(got: list, want: list, compacted: int) -> list:
+    """`want` with the prev_kv a watch got as None where that prev's revision may
+    have been compacted when the event was sent (etcd then has none to send)."""
+    return [
+        (kind, kv, None)
+        if prev is not None and prev[3] <= compacted and i < len(got) and got[i][2] is None
+        else (kind, kv, prev)
+        for i, (kind, kv, prev) in enumerate(want)
+    ]
+
+
+def validate_watches(
+    records: list[WatchRecord], events: dict, last_revision: int, compacted: int = 0
+) -> list:
     """Every record, plus resumability across each watcher's segments."""
     problems: list[WatchViolation] = []
     by_watcher: dict[int, list[WatchRecord]] = {}
     for record in records:
         by_watcher.setdefault(record.watcher, []).append(record)
-        problems += validate_watch(record, events, last_revision)
+        problems += validate_watch(record, events, last_revision, compacted)
     for watcher, segments in by_watcher.items():
         segments.sort(key=lambda r: r.segment)
         for before, after in itertools.pairwise(segments):
