@@ -8,7 +8,7 @@ from k0s_store.transport import server
 @pytest.mark.parametrize(
     ("value", "pure", "expected"),
     [
-        ("", False, "native"),
+        ("", False, "grpcio"),
         ("native", False, "native"),
         ("grpcio", False, "grpcio"),
         ("", True, "grpcio"),
