@@ -223,7 +223,9 @@ def serve(args: argparse.Namespace) -> int:
         log.error("cannot serve metrics: %s", exc)
         return 1
     try:
-        bound = start_server(store, settings, listeners, tls, rpc_stats=rpc_stats)
+        bound = start_server(
+            store, settings, listeners, tls, rpc_stats=rpc_stats, http=endpoints.handle
+        )
     except Exception:
         metrics.close()
         store.close()

@@ -146,6 +146,14 @@ cdef void stream_headers_done(Stream *st) noexcept nogil:
     cdef Loop *loop = st.conn.loop
     cdef int i
     cdef char text[512]
+    if st.get and (st.bad_content_type or st.content_type == NULL):
+        # A plain HTTP GET (curl /health over h2): etcd serves these beside gRPC.
+        st.http = 1
+        st.dispatched = 1
+        snprintf(text, sizeof(text), "GET %.*s HTTP/2", <int>st.pathlen,
+                 st.path if st.path != NULL else <char *>"")
+        push_call_event_data(loop, EV_HTTP, st.conn.fd, st.conn.gen, st.id, text, strlen(text))
+        return
     if st.bad_content_type or st.content_type == NULL:
         snprintf(text, sizeof(text), "transport: received unexpected content-type \"%s\"",
                  st.content_type if st.content_type != NULL else <char *>"")
@@ -178,7 +186,7 @@ cdef void stream_data(Stream *st, const uint8_t *data, size_t n) noexcept nogil:
     cdef const unsigned char *p
     cdef uint32_t length
     cdef char text[160]
-    if st.finished or st.method < 0 or (st.dispatched and st.shape <= SHAPE_SERVER_STREAM):
+    if st.finished or st.method < 0 or st.http or (st.dispatched and st.shape <= SHAPE_SERVER_STREAM):
         return  # refused, or a unary call that already has its message
     if buf_append(&st.inbuf, <const char *>data, n) < 0:
         stream_fail(st, GRPC_RESOURCE_EXHAUSTED, "out of memory")
@@ -275,7 +283,9 @@ cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t 
         st.drain_wanted = 0
         push_event(st, EV_DRAINED, NULL, 0)
     if st.out_head == NULL:
-        if st.finished:
+        if st.finished and st.http:
+            data_flags[0] |= NGHTTP2_DATA_FLAG_EOF
+        elif st.finished:
             data_flags[0] |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM
             nghttp2_submit_trailer(session, stream_id, nva, status_nvs(st, nva, digits))
         elif done == 0:
@@ -298,6 +308,11 @@ cdef void push_drained(Loop *loop, int fd, uint32_t gen, int32_t sid) noexcept n
 
 cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t sid) noexcept nogil:
     """An event about a call that needs no stream state (any thread)."""
+    push_call_event_data(loop, kind, fd, gen, sid, NULL, 0)
+
+
+cdef void push_call_event_data(Loop *loop, int kind, int fd, uint32_t gen, int32_t sid,
+                               const char *data, size_t n) noexcept nogil:
     cdef Event *ev = <Event *>calloc(1, sizeof(Event))
     if ev == NULL:
         return
@@ -307,6 +322,9 @@ cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t si
     ev.sid = sid
     ev.method = -1
     ev.timeout_us = -1
+    if data != NULL:
+        ev.data = dup_bytes(data, n)
+        ev.len = n
     events_push(loop, ev)
 
 
@@ -365,4 +383,55 @@ cdef void stream_queue(Stream *st, char *data, size_t n, int end, int status, ch
     elif st.deferred:
         st.deferred = 0
         nghttp2_session_resume_data(st.conn.session, st.id)
+    conn_mark_dirty(st.conn)
+
+
+DEF MAX_HTTP_HEADERS = 16
+
+
+cdef void stream_respond_http(Stream *st, int status, char *headers, size_t headerslen,
+                              char *body, size_t n) noexcept nogil:
+    """Answer a plain HTTP request: :status, `headers` ("name\\0value\\0"..., names
+    lowercase), then `body`, ending the stream. Takes ownership of headers and body."""
+    cdef nghttp2_nv nva[MAX_HTTP_HEADERS + 1]
+    cdef nghttp2_data_provider provider
+    cdef char digits[12]
+    cdef size_t pos = 0, namelen, valuelen
+    cdef int count = 1
+    if st.finished or not st.http:
+        free(headers)
+        free(body)
+        return
+    st.finished = 1
+    st.responded = 1
+    snprintf(digits, 12, "%d", status)
+    nva[0] = make_nv(":status", digits, strlen(digits), 1)
+    while pos < headerslen and count <= MAX_HTTP_HEADERS:
+        namelen = strlen(headers + pos)
+        valuelen = strlen(headers + pos + namelen + 1)
+        nva[count].name = <uint8_t *>(headers + pos)
+        nva[count].namelen = namelen
+        nva[count].value = <uint8_t *>(headers + pos + namelen + 1)
+        nva[count].valuelen = valuelen
+        nva[count].flags = NGHTTP2_NV_FLAG_NONE  # copied: `headers` is freed below
+        count += 1
+        pos += namelen + valuelen + 2
+    if n:
+        st.out_head = st.out_tail = <OutMsg *>calloc(1, sizeof(OutMsg))
+        if st.out_head == NULL:
+            free(body)
+            n = 0
+        else:
+            st.out_head.data = body
+            st.out_head.len = n
+            st.out_bytes = n
+    else:
+        free(body)
+    if n:
+        provider.source.ptr = st
+        provider.read_callback = read_response
+        nghttp2_submit_response(st.conn.session, st.id, nva, count, &provider)
+    else:
+        nghttp2_submit_response(st.conn.session, st.id, nva, count, NULL)
+    free(headers)
     conn_mark_dirty(st.conn)

@@ -4,6 +4,13 @@
 # what nghttp2 produced. A connection whose socket is full keeps its bytes in
 # `wbuf` and waits for EPOLLOUT before nghttp2 may produce more: that, with
 # HTTP/2 flow control, is the write back-pressure.
+#
+# Like etcd (cmux), a client URL serves plain HTTP beside gRPC: a
+# connection's first bytes tell HTTP/2 (its preface) from HTTP/1, whose one
+# request (/health, /metrics) Python answers before the connection closes.
+
+cdef const char *H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DEF H2_PREFACE_LEN = 24
 
 
 cdef void conn_mark_dirty(Conn *conn) noexcept nogil:
@@ -43,6 +50,7 @@ cdef void conn_close(Conn *conn) noexcept nogil:
     loop.live_conns -= 1
     free(conn.cert_cn)
     free(conn.wbuf.data)
+    free(conn.inbuf.data)
     free(conn)
 
 
@@ -85,7 +93,16 @@ cdef void conn_flush(Conn *conn) noexcept nogil:
     cdef const uint8_t *chunk
     cdef ssize_t n
     cdef int r
-    if conn.dead or conn.session == NULL:
+    if conn.dead:
+        return
+    if conn.http1:
+        r = conn_drain_wbuf(conn)
+        if r < 0 or (r == 1 and conn.closing):
+            conn.dead = 1
+        else:
+            conn_arm(conn, (EPOLLOUT if r == 0 else 0) | (0 if conn.read_eof else EPOLLIN))
+        return
+    if conn.session == NULL:
         return
     while True:
         r = conn_drain_wbuf(conn)
@@ -119,7 +136,7 @@ cdef int conn_handshake(Conn *conn) noexcept nogil:
     if r == 1:
         conn.handshaking = 0
         conn.cert_cn = peer_common_name(conn.ssl)
-        return 1 if session_open(conn) == 0 else -1
+        return 1
     err = SSL_get_error(conn.ssl, r)
     if err == SSL_ERROR_WANT_READ:
         conn_arm(conn, EPOLLIN)
@@ -129,6 +146,41 @@ cdef int conn_handshake(Conn *conn) noexcept nogil:
         return 0
     ERR_clear_error()
     return -1
+
+
+cdef int conn_sniff(Conn *conn, const char *data, size_t n) noexcept nogil:
+    """Bytes of a connection whose protocol is not known yet, or of its HTTP/1
+    request: open the HTTP/2 session once the preface is in, or hand the
+    HTTP/1 request line to Python once the request head is. -1: drop it."""
+    cdef size_t m, i
+    cdef char *head
+    if conn.http1_asked:
+        return 0  # one request per connection; the rest is not read
+    if buf_append(&conn.inbuf, data, n) < 0:
+        return -1
+    head = conn.inbuf.data
+    if not conn.http1:
+        m = conn.inbuf.len if conn.inbuf.len < H2_PREFACE_LEN else H2_PREFACE_LEN
+        if memcmp(head, H2_PREFACE, m) == 0:
+            if m < H2_PREFACE_LEN:
+                return 0
+            if session_open(conn) != 0:
+                return -1
+            n = conn.inbuf.len
+            conn.inbuf.len = 0
+            if nghttp2_session_mem_recv(conn.session, <const uint8_t *>head, n) < 0:
+                return -1
+            return 0
+        conn.http1 = 1
+    for i in range(3, conn.inbuf.len):
+        if memcmp(head + i - 3, b"\r\n\r\n", 4) == 0:
+            m = 0
+            while head[m] != c'\r':
+                m += 1
+            conn.http1_asked = 1
+            push_call_event_data(conn.loop, EV_HTTP, conn.fd, conn.gen, 0, head, m)
+            return 0
+    return -1 if conn.inbuf.len > HTTP1_HEAD_LIMIT else 0
 
 
 cdef void conn_read(Conn *conn) noexcept nogil:
@@ -150,12 +202,21 @@ cdef void conn_read(Conn *conn) noexcept nogil:
         else:
             n = recv(conn.fd, buf, READ_CHUNK, 0)
             if n == 0:
-                conn.dead = 1
+                if conn.http1_asked:
+                    conn.read_eof = 1  # half-closed after its request: answer, then close
+                else:
+                    conn.dead = 1
                 return
             if n < 0:
                 if errno != EAGAIN and errno != EINTR:
                     conn.dead = 1
                 return
+        if conn.session == NULL:
+            if conn_sniff(conn, buf, n) < 0:
+                conn.dead = 1
+                return
+            conn_mark_dirty(conn)
+            continue
         if nghttp2_session_mem_recv(conn.session, <const uint8_t *>buf, n) < 0:
             conn.dead = 1  # a protocol error: nghttp2 has queued its GOAWAY
             conn_mark_dirty(conn)
@@ -210,8 +271,6 @@ cdef void loop_accept(Loop *loop, Listener *lis) noexcept nogil:
             SSL_set_fd(conn.ssl, fd)
             SSL_set_accept_state(conn.ssl)
             conn.handshaking = 1
-        elif session_open(conn) != 0:
-            conn_close(conn)
 
 
 cdef int64_t monotonic_ms() noexcept nogil:
@@ -271,6 +330,20 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
                 stream_want_drain(st)
             else:
                 push_drained(loop, r.fd, r.gen, r.sid)  # gone: nothing left to wait for
+        elif r.kind == R_HTTP:
+            conn = loop.conns[r.fd] if 0 <= r.fd < loop.nconns else NULL
+            if conn != NULL and conn.gen == r.gen and not conn.dead:
+                if r.sid == 0 and conn.http1:
+                    if buf_append(&conn.wbuf, r.data, r.len) < 0:
+                        conn.dead = 1
+                    conn.closing = 1
+                    conn_mark_dirty(conn)
+                elif r.sid != 0 and conn.session != NULL:
+                    st = <Stream *>nghttp2_session_get_stream_user_data(conn.session, r.sid)
+                    if st != NULL:
+                        stream_respond_http(st, r.status, r.msg, r.msglen, r.data, r.len)
+                        r.data = NULL
+                        r.msg = NULL
         elif r.kind == R_GOAWAY:
             loop_goaway(loop)
         elif r.kind == R_CLOSE_ALL:

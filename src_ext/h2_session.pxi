@@ -56,7 +56,9 @@ cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const u
     st = <Stream *>nghttp2_session_get_stream_user_data(session, frame.hd.stream_id)
     if st == NULL or st.responded:
         return 0  # trailers of a request, or a stream already answered
-    if header_is(name, namelen, ":path"):
+    if header_is(name, namelen, ":method"):
+        st.get = header_is(value, valuelen, "GET")
+    elif header_is(name, namelen, ":path"):
         free(st.path)
         st.path = dup_bytes(<const char *>value, valuelen)
         st.pathlen = valuelen

@@ -2,14 +2,15 @@
 # client certificates verified against the trusted CA when asked), and the
 # common name of a connection's verified client certificate.
 
-cdef const unsigned char *ALPN_H2 = b"\x02h2"
+# h2 first (gRPC); http/1.1 for /health and /metrics, as etcd's Go server offers.
+cdef const unsigned char *ALPN_PROTOCOLS = b"\x02h2\x08http/1.1"
 
 
 cdef int select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *inp, unsigned int inlen, void *arg) noexcept nogil:
-    if SSL_select_next_proto(<unsigned char **>out, outlen, ALPN_H2, 3, inp, inlen) \
+    if SSL_select_next_proto(<unsigned char **>out, outlen, ALPN_PROTOCOLS, 12, inp, inlen) \
             != OPENSSL_NPN_NEGOTIATED:
-        return SSL_TLSEXT_ERR_ALERT_FATAL  # grpc-go clients only speak h2
+        return SSL_TLSEXT_ERR_ALERT_FATAL  # as Go's TLS server: no protocol in common
     return SSL_TLSEXT_ERR_OK
 
 

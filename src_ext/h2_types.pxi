@@ -9,6 +9,7 @@ DEF EV_CLOSED = 3       # a streaming call is gone (reset, connection closed, fi
 DEF EV_UNKNOWN = 4      # a call of a path not in the table (data: the path)
 DEF EV_DRAINED = 5      # a call's queued response bytes fell to DRAIN_LOW_WATER (asked by R_DRAIN)
 DEF EV_WAKE = 6         # Python asked for a turn of a call on a worker (`NativeServer.wake`)
+DEF EV_HTTP = 7         # a plain HTTP request (data: its request line; sid 0 for HTTP/1)
 
 # What Python hands to the loop (Reply.kind).
 DEF R_MESSAGE = 0       # a response message and/or the call's final status
@@ -17,6 +18,7 @@ DEF R_CLOSE_ALL = 2     # close every connection
 DEF R_EXIT = 3          # leave the loop
 DEF R_SET_TLS = 4       # listener `sid` serves new connections with `ctx`
 DEF R_DRAIN = 5         # send EV_DRAINED once the call has at most DRAIN_LOW_WATER bytes queued
+DEF R_HTTP = 6          # a plain HTTP response: raw HTTP/1 bytes (sid 0), or an HTTP/2 one
 
 DEF READ_CHUNK = 65536
 DEF WRITE_HIGH_WATER = 65536
@@ -24,6 +26,7 @@ DEF MAX_LISTENERS = 32
 DEF MAX_EVENTS = 256
 DEF DRAIN_LOW_WATER = 262144
 DEF ACCEPT_RETRY_MS = 100  # out of descriptors: listeners rest this long
+DEF HTTP1_HEAD_LIMIT = 16384  # the most an HTTP/1 request head may take
 
 
 cdef struct Event:
@@ -50,8 +53,8 @@ cdef struct Reply:
     char *data             # a framed gRPC message (5-byte prefix), or NULL
     size_t len
     int end                # the call ends with `status` after `data`
-    int status
-    char *msg              # grpc-message, already percent-encoded
+    int status             # grpc-status; R_HTTP: the HTTP status
+    char *msg              # grpc-message, already percent-encoded; R_HTTP: "name\0value\0"...
     size_t msglen
     void *ctx              # R_SET_TLS: the SSL_CTX
 
@@ -93,6 +96,8 @@ cdef struct Stream:
     int32_t id
     int method             # index in the method table; -1: path unknown
     int shape
+    int get                # :method is GET
+    int http               # a plain HTTP request (not gRPC), answered by EV_HTTP's reply
     char *path
     size_t pathlen
     char *token
@@ -125,7 +130,12 @@ cdef struct Conn:
     uint32_t gen
     SSL *ssl
     int handshaking
-    nghttp2_session *session
+    nghttp2_session *session  # NULL until the client's first bytes show HTTP/2 (see conn_sniff)
+    int http1              # the client speaks HTTP/1: one request, answered, then closed
+    int http1_asked        # its request went to Python
+    int closing            # close once wbuf is written (HTTP/1)
+    int read_eof           # the HTTP/1 client half-closed: stop watching for reads
+    Buf inbuf              # bytes read before the protocol was known / the HTTP/1 request
     Stream *streams
     char *cert_cn
     Buf wbuf               # bytes produced by nghttp2/TLS not yet written

@@ -22,6 +22,8 @@ from libc.string cimport memcmp, memcpy, memmove, strlen
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
+from http import HTTPStatus
+
 from nghttp2 cimport *
 from openssl cimport *
 from sysio cimport *
@@ -41,6 +43,7 @@ CLOSED = EV_CLOSED
 UNKNOWN = EV_UNKNOWN
 DRAINED = EV_DRAINED
 WAKE = EV_WAKE
+HTTP = EV_HTTP
 UNARY = SHAPE_UNARY
 SERVER_STREAM = SHAPE_SERVER_STREAM
 EACH_MESSAGE = SHAPE_EACH_MESSAGE
@@ -194,6 +197,39 @@ cdef class NativeServer:
         if grpc_message:
             r.msg = dup_bytes(PyBytes_AS_STRING(grpc_message), PyBytes_GET_SIZE(grpc_message))
             r.msglen = PyBytes_GET_SIZE(grpc_message)
+        replies_push(self.loop, r)
+
+    def send_http(self, int fd, uint32_t gen, int32_t sid, int status, headers, bytes body) -> None:
+        """Answer an HTTP event: `status`, `headers` ((name, value) pairs) and `body`.
+
+        sid 0 is an HTTP/1 connection: it gets the response and is closed.
+        """
+        cdef Reply *r
+        cdef bytes data, fields
+        if sid == 0:
+            lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+            lines += [f"{name}: {value}" for name, value in headers]
+            lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+            data = "\r\n".join(lines).encode("latin-1") + body
+            fields = b""
+        else:
+            data = body
+            fields = b"".join(
+                name.lower().encode("latin-1") + b"\0" + value.encode("latin-1") + b"\0"
+                for name, value in headers
+            )
+        r = <Reply *>calloc(1, sizeof(Reply))
+        if r == NULL:
+            raise MemoryError()
+        r.kind = R_HTTP
+        r.fd = fd
+        r.gen = gen
+        r.sid = sid
+        r.status = status
+        r.data = dup_bytes(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        r.len = PyBytes_GET_SIZE(data)
+        r.msg = dup_bytes(PyBytes_AS_STRING(fields), PyBytes_GET_SIZE(fields))
+        r.msglen = PyBytes_GET_SIZE(fields)
         replies_push(self.loop, r)
 
     def request_drain(self, int fd, uint32_t gen, int32_t sid) -> None:

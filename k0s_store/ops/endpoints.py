@@ -2,10 +2,10 @@
 
 Transport-neutral: `OpsEndpoints.handle(method, target)` maps a request
 line to (status, headers, body), so any HTTP server can serve them: the
-metrics listeners (`k0s_store.ops.http_listener`) today, and a transport
-that shares the client port between gRPC and HTTP/1 (as etcd's cmux does)
-later. grpcio cannot share its port, so on grpcio they are served on
---listen-metrics-urls only.
+metrics listeners (`k0s_store.ops.http_listener`), and the native transport,
+which shares the client port between gRPC and HTTP as etcd does. grpcio
+cannot share its port, so on grpcio they are served on --listen-metrics-urls
+only.
 
 Responses are byte for byte etcd's (Go's net/http): /health answers
 {"health":"true"} (200) or {"health":"false"} plus a newline (503, as

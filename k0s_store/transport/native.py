@@ -22,6 +22,9 @@ Threads:
   work queued and its backlog bound pauses the watchers; a server-streaming
   call's worker waits for DRAINED the same way (`_Flow`);
 - `CertificateWatcher`: reloads changed TLS files for new connections.
+
+Plain HTTP requests on a client URL (HTTP/1, or an HTTP/2 GET that is not
+gRPC), as etcd serves /health and /metrics there, go to the `http` handler.
 """
 
 import contextlib
@@ -34,6 +37,7 @@ import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from k0s_store._ext import h2server
@@ -66,6 +70,11 @@ MIN_WORKERS = 8
 DRAIN_HIGH_WATER = 1024 * 1024
 DEFAULT_MAX_WORKERS = 512
 LISTEN_BACKLOG = 4096
+_NOT_FOUND = (404, (("Content-Type", "text/plain; charset=utf-8"),), b"404 page not found\n")
+_BAD_REQUEST = (400, (("Content-Type", "text/plain; charset=utf-8"),), b"400 Bad Request")
+
+HttpHandle = Callable[[str, str], tuple[int, tuple[tuple[str, str], ...], bytes]]
+"""(method, target) -> (status, headers, body): `k0s_store.ops.endpoints.OpsEndpoints.handle`."""
 STREAMS_END_WAIT_S = 0.5  # at shutdown, for ended streams to reach their clients
 
 _SHAPES = {
@@ -197,9 +206,14 @@ class _Dispatcher:
     """Turns the core's events into handler calls and their answers into replies."""
 
     def __init__(
-        self, core: "h2server.NativeServer", methods: list[Method], rpc_stats: RpcStats
+        self,
+        core: "h2server.NativeServer",
+        methods: list[Method],
+        rpc_stats: RpcStats,
+        http: HttpHandle | None,
     ) -> None:
         self.core = core
+        self.http = http
         self.methods = methods
         self.table = {m.path: m for m in methods}
         self.rpc_stats = rpc_stats
@@ -217,6 +231,9 @@ class _Dispatcher:
     def handle(self, event) -> None:
         kind, fd, gen, sid, index, data, token, cert_cn, timeout_us, seq = event
         key = (fd, gen, sid)
+        if kind == h2server.HTTP:
+            self._http(key, data)
+            return
         if kind == h2server.UNKNOWN:
             path = data.decode("utf-8", "replace")
             self._end(key, UNIMPLEMENTED, unknown_method_text(path, self.table))
@@ -252,6 +269,21 @@ class _Dispatcher:
             call.post(lambda: self._half_close(key, call), seq)
         else:
             call.post(lambda: self._closed(key, call), seq)
+
+    def _http(self, key, request_line: bytes) -> None:
+        """Answer a plain HTTP request (its request line: method, target, version)."""
+        parts = request_line.decode("latin-1").split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/") or not parts[1].startswith("/"):
+            status, headers, body = _BAD_REQUEST
+        elif self.http is None:
+            status, headers, body = _NOT_FOUND
+        else:
+            try:
+                status, headers, body = self.http(parts[0], parts[1])
+            except Exception:  # a bug: the client gets a 500, the log the trace
+                log.exception("HTTP %s %s failed", parts[0], parts[1])
+                status, headers, body = 500, (), b""
+        self.core.send_http(*key, status, headers, body)
 
     # -- unary and server-streaming calls ------------------------------------------
 
@@ -568,11 +600,13 @@ def start_server(
     tls: TLSFiles,
     max_workers: int = DEFAULT_MAX_WORKERS,
     rpc_stats: RpcStats | None = None,
+    http: HttpHandle | None = None,
 ) -> BoundServer:
     """Serve etcd's API over `store` on every listener and start the server.
 
     A TCP port 0 is replaced by the port the system picked. Every RPC is
-    reported to `rpc_stats` (a fresh one if None).
+    reported to `rpc_stats` (a fresh one if None). Plain HTTP requests get
+    `http`'s answer (404 without one).
     """
     _raise_fd_limit()
     methods = list(method_table(build_services(store, settings)).values())
@@ -591,7 +625,7 @@ def start_server(
             if listener.secure:
                 certificates.serve(index)
         addresses.append((listener, _resolved(listener, bound[0])))
-    pool = _WorkerPool(_Dispatcher(core, methods, rpc_stats or RpcStats()), max_workers)
+    pool = _WorkerPool(_Dispatcher(core, methods, rpc_stats or RpcStats(), http), max_workers)
     server = NativeServer(core, pool, sockets, certificates)
     server.loop_thread.start()
     pool.dispatcher.ticker.thread.start()

@@ -26,10 +26,17 @@ def transport_name() -> str:
     return "grpcio" if PURE else name
 
 
-def start_server(store, settings, listeners, tls, rpc_stats=None):
-    """Start the chosen transport's server (see `grpc_server.start_server`)."""
+def start_server(store, settings, listeners, tls, rpc_stats=None, http=None):
+    """Start the chosen transport's server (see `grpc_server.start_server`).
+
+    `http` answers plain HTTP requests on the client URLs (/health, /metrics,
+    as etcd serves them there); only the native server can share its port
+    with HTTP, so on grpcio they are served on --listen-metrics-urls alone.
+    """
     if transport_name() == "native":
-        from k0s_store.transport.native import start_server as start
-    else:
-        from k0s_store.transport.grpc_server import start_server as start
-    return start(store, settings, listeners, tls, rpc_stats=rpc_stats)
+        from k0s_store.transport.native import start_server
+
+        return start_server(store, settings, listeners, tls, rpc_stats=rpc_stats, http=http)
+    from k0s_store.transport.grpc_server import start_server
+
+    return start_server(store, settings, listeners, tls, rpc_stats=rpc_stats)
