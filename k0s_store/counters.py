@@ -3,31 +3,16 @@
 No Prometheus object is touched per request: the metrics collector
 (`k0s_store.ops.metrics`) turns these into metric families when scraped.
 
-`Count` is safe to bump from any thread: `next()` on an `itertools.count`
-runs entirely in C under the GIL, so concurrent increments are never lost
-(a plain `x += 1` can lose one when a thread switch falls between the load
-and the store). `Histogram` is for a single writer thread (the commit
-timings of the writer).
+`Count` is safe to bump from any thread without a lock (compiled, or its
+pure twin; see `k0s_store.core`). `Histogram` is for a single writer thread
+(the commit timings of the writer).
 """
 
 import bisect
-import itertools
 
+from k0s_store.core import counters
 
-class Count:
-    """A monotonic counter; `inc()` from any thread, `value` when scraped."""
-
-    __slots__ = ("_count", "inc")
-
-    def __init__(self) -> None:
-        self._count = itertools.count()
-        self.inc = self._count.__next__  # bound C method: the cheapest increment there is
-
-    @property
-    def value(self) -> int:
-        """How many times `inc()` was called."""
-        # repr is "count(N)": N is the next value, i.e. the number of increments.
-        return int(repr(self._count)[6:-1])
+Count = counters.Count
 
 
 def exponential_buckets(start: float, factor: float, count: int) -> tuple[float, ...]:

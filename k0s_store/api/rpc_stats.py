@@ -12,7 +12,6 @@ etcd logs it ("apply request took too long").
 """
 
 import logging
-import threading
 import time
 
 from google.protobuf import text_format
@@ -123,9 +122,8 @@ class RpcStats:
         self.warning_seconds = warning_seconds
         self.slow_requests = Count()  # etcd_server_slow_apply_total
         self._methods: dict[str, MethodStats] = {}
-        self._bytes_lock = threading.Lock()
-        self.received_bytes = 0  # etcd_network_client_grpc_received_bytes_total
-        self.sent_bytes = 0  # etcd_network_client_grpc_sent_bytes_total
+        self._received = Count()  # etcd_network_client_grpc_received_bytes_total
+        self._sent = Count()  # etcd_network_client_grpc_sent_bytes_total
 
     def serve(self, table: dict[str, Method]) -> dict[str, MethodStats]:
         """The counters of every method of `table`, by path (all reported as 0
@@ -137,13 +135,21 @@ class RpcStats:
 
     def received(self, size: int) -> None:
         """A request message of `size` bytes arrived (any method, streams included)."""
-        with self._bytes_lock:
-            self.received_bytes += size
+        self._received.add(size)
 
     def sent(self, size: int) -> None:
         """A response message of `size` bytes was marshalled for sending."""
-        with self._bytes_lock:
-            self.sent_bytes += size
+        self._sent.add(size)
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes of every request message received."""
+        return self._received.value
+
+    @property
+    def sent_bytes(self) -> int:
+        """Bytes of every response message sent."""
+        return self._sent.value
 
     def started_counts(self) -> list[tuple[Method, int]]:
         """(method, RPCs started) for every served method."""
