@@ -101,6 +101,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
     int nghttp2_option_new(nghttp2_option **option_ptr)
     void nghttp2_option_del(nghttp2_option *option)
     void nghttp2_option_set_no_http_messaging(nghttp2_option *option, int val)
+    void nghttp2_option_set_no_closed_streams(nghttp2_option *option, int val)
 
     int nghttp2_session_server_new2(nghttp2_session **session_ptr,
                                     const nghttp2_session_callbacks *callbacks,
