@@ -91,7 +91,7 @@ cdef int push_event(Stream *st, int kind, const char *data, size_t n) noexcept n
     ev.sid = st.id
     ev.method = st.method
     ev.timeout_us = st.timeout_us
-    if kind != EV_DRAINED:
+    if kind != EV_DRAINED and kind != EV_GONE:
         # Workers take events concurrently; the sequence lets Python run a
         # call's steps in the order the client sent them.
         ev.seq = st.seq
@@ -292,10 +292,6 @@ cdef void stream_want_drain(Stream *st) noexcept nogil:
         st.drain_wanted = 1
 
 
-cdef void push_drained(Loop *loop, int fd, uint32_t gen, int32_t sid) noexcept nogil:
-    push_call_event(loop, EV_DRAINED, fd, gen, sid)
-
-
 cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t sid) noexcept nogil:
     """An event about a call that needs no stream state (any thread)."""
     cdef Event *ev = <Event *>calloc(1, sizeof(Event))
@@ -313,7 +309,7 @@ cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t si
 cdef void stream_closed_events(Stream *st) noexcept nogil:
     """A stream is going away: wake whoever in Python waits on it."""
     if st.drain_wanted:
-        push_event(st, EV_DRAINED, NULL, 0)
+        push_event(st, EV_GONE, NULL, 0)
     if st.python_open:
         push_event(st, EV_CLOSED, NULL, 0)
 

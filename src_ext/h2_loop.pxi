@@ -270,7 +270,7 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
             if st != NULL:
                 stream_want_drain(st)
             else:
-                push_drained(loop, r.fd, r.gen, r.sid)  # gone: nothing left to wait for
+                push_call_event(loop, EV_GONE, r.fd, r.gen, r.sid)  # nothing left to wait for
         elif r.kind == R_GOAWAY:
             loop_goaway(loop)
         elif r.kind == R_CLOSE_ALL:

@@ -9,6 +9,7 @@ DEF EV_CLOSED = 3       # a streaming call is gone (reset, connection closed, fi
 DEF EV_UNKNOWN = 4      # a call of a path not in the table (data: the path)
 DEF EV_DRAINED = 5      # a call's queued response bytes fell to DRAIN_LOW_WATER (asked by R_DRAIN)
 DEF EV_WAKE = 6         # Python asked for a turn of a call on a worker (`NativeServer.wake`)
+DEF EV_GONE = 7         # a call whose sender waits for EV_DRAINED is gone (reset, connection closed)
 
 # What Python hands to the loop (Reply.kind).
 DEF R_MESSAGE = 0       # a response message and/or the call's final status
@@ -16,7 +17,7 @@ DEF R_GOAWAY = 1        # stop accepting, GOAWAY every connection
 DEF R_CLOSE_ALL = 2     # close every connection
 DEF R_EXIT = 3          # leave the loop
 DEF R_SET_TLS = 4       # listener `sid` serves new connections with `ctx`
-DEF R_DRAIN = 5         # send EV_DRAINED once the call has at most DRAIN_LOW_WATER bytes queued
+DEF R_DRAIN = 5         # EV_DRAINED once the call has at most DRAIN_LOW_WATER bytes queued (EV_GONE if it goes)
 
 DEF READ_CHUNK = 65536
 DEF WRITE_HIGH_WATER = 65536

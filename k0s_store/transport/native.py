@@ -80,22 +80,30 @@ class _Flow:
     """Write back-pressure of one call: the sender waits once it has queued
     `DRAIN_HIGH_WATER` bytes until the loop reports them nearly sent."""
 
-    __slots__ = ("drained", "queued")
+    __slots__ = ("drained", "gone", "queued")
 
     def __init__(self) -> None:
         self.queued = 0
         self.drained = threading.Event()
+        self.gone = False  # the call went away (or the server stopped) while we waited
 
-    def sent(self, dispatcher: "_Dispatcher", key, size: int) -> None:
+    def sent(self, dispatcher: "_Dispatcher", key, size: int) -> bool:
+        """Count `size` bytes handed to the loop, waiting for them to drain past the
+        high-water mark; False once the call is gone: send nothing more."""
         self.queued += size
         if self.queued < DRAIN_HIGH_WATER:
-            return
+            return True
         self.drained.clear()
-        dispatcher.flows[key] = self
+        with dispatcher.lock:
+            if dispatcher.stopped:  # no loop left to report DRAINED
+                return False
+            dispatcher.flows[key] = self
         dispatcher.core.request_drain(*key)
-        self.drained.wait()  # set by DRAINED, or CLOSED when the call goes away
-        dispatcher.flows.pop(key, None)
+        self.drained.wait()  # set by DRAINED, GONE, or the shutdown (`release_flows`)
+        with dispatcher.lock:
+            dispatcher.flows.pop(key, None)
         self.queued = 0
+        return not self.gone
 
 
 class _Call:
@@ -210,6 +218,7 @@ class _Dispatcher:
         self.lock = threading.Lock()
         self.idle_changed = threading.Condition(self.lock)
         self.in_flight = 0  # unary and server-streaming calls being answered
+        self.stopped = False  # the loop is gone: no DRAINED will come
         self.ticker = _Ticker(self._wake_key)
 
     # -- events ------------------------------------------------------------------
@@ -221,10 +230,13 @@ class _Dispatcher:
             path = data.decode("utf-8", "replace")
             self._end(key, UNIMPLEMENTED, unknown_method_text(path, self.table))
             return
-        if kind in (h2server.DRAINED, h2server.CLOSED):
+        if kind in (h2server.DRAINED, h2server.GONE):
             flow = self.flows.get(key)
             if flow is not None:
+                flow.gone = kind == h2server.GONE
                 flow.drained.set()
+            if kind == h2server.GONE:
+                return  # a streaming call's own CLOSED follows
         if kind in (h2server.DRAINED, h2server.WAKE):
             call = self.calls.get(key)
             if call is not None:
@@ -277,7 +289,9 @@ class _Dispatcher:
                         return
                     data = self._encode(method, response)
                     self._send(key, data)
-                    flow.sent(self, key, len(data))
+                    if not flow.sent(self, key, len(data)):
+                        code = CANCELLED  # the client went away, or the server stopped
+                        return
                 self._end(key, OK, "")
         except EtcdError as e:
             code, error = status_code(e.code), e.message
@@ -389,6 +403,16 @@ class _Dispatcher:
             call.stats.finished(CANCELLED, call.started)
         if call.session is not None:
             call.session.close()
+
+    def release_flows(self) -> None:
+        """The loop has exited: wake every sender waiting for DRAINED, as if its
+        call were gone (its worker then lets go of what it reads)."""
+        with self.lock:
+            self.stopped = True
+            flows = list(self.flows.values())
+        for flow in flows:
+            flow.gone = True
+            flow.drained.set()
 
     # -- replies ---------------------------------------------------------------------
 
@@ -540,6 +564,7 @@ class NativeServer:
         self.core.close_connections()
         self.core.exit()
         self.loop_thread.join()
+        dispatcher.release_flows()
         self.pool.join(max(1.0, deadline - time.monotonic()))
         for sock in self.sockets:
             if sock.family == socket.AF_UNIX:
