@@ -25,7 +25,7 @@ cdef Stream *stream_new(Conn *conn, int32_t sid) noexcept nogil:
     st.conn = conn
     st.id = sid
     st.method = -1
-    st.timeout_us = -1
+    st.deadline_us = -1
     st.next = conn.streams
     if conn.streams != NULL:
         conn.streams.prev = st
@@ -90,7 +90,7 @@ cdef int push_event(Stream *st, int kind, const char *data, size_t n) noexcept n
     ev.gen = st.conn.gen
     ev.sid = st.id
     ev.method = st.method
-    ev.timeout_us = st.timeout_us
+    ev.deadline_us = st.deadline_us
     if kind != EV_DRAINED and kind != EV_GONE:
         # Workers take events concurrently; the sequence lets Python run a
         # call's steps in the order the client sent them.
@@ -271,6 +271,8 @@ cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t 
                 st.out_tail = NULL
             free(m.data)
             free(m)
+    if done:
+        keepalive_data_sent(st.conn)
     if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
         st.drain_wanted = 0
         push_event(st, EV_DRAINED, NULL, 0)
@@ -302,7 +304,7 @@ cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t si
     ev.gen = gen
     ev.sid = sid
     ev.method = -1
-    ev.timeout_us = -1
+    ev.deadline_us = -1
     events_push(loop, ev)
 
 

@@ -108,6 +108,8 @@ cdef void conn_flush(Conn *conn) noexcept nogil:
         if conn.wbuf.len == 0:
             break
     conn_arm(conn, EPOLLIN)
+    if conn.close_when_sent:
+        conn.dead = 1
     if not nghttp2_session_want_read(conn.session) and not nghttp2_session_want_write(conn.session):
         conn.dead = 1
 
@@ -215,9 +217,14 @@ cdef void loop_accept(Loop *loop, Listener *lis) noexcept nogil:
 
 
 cdef int64_t monotonic_ms() noexcept nogil:
+    return monotonic_us() // 1000
+
+
+cdef int64_t monotonic_us() noexcept nogil:
+    """CLOCK_MONOTONIC, Python's time.monotonic() clock, in microseconds."""
     cdef timespec now
     clock_gettime(CLOCK_MONOTONIC, &now)
-    return now.tv_sec * 1000 + now.tv_nsec // 1000000
+    return now.tv_sec * 1000000 + now.tv_nsec // 1000
 
 
 cdef void listeners_watch(Loop *loop, int on) noexcept nogil:

@@ -38,7 +38,7 @@ cdef struct Event:
     size_t len
     char *token            # the "token" request header, NUL-terminated, or NULL
     char *cert_cn          # the verified client certificate's CN, or NULL
-    int64_t timeout_us     # grpc-timeout, -1 when absent
+    int64_t deadline_us    # grpc-timeout's deadline, CLOCK_MONOTONIC microseconds; -1: none
     uint32_t seq           # order of OPEN/REQUEST/HALF_CLOSE/CLOSED within the call
 
 
@@ -100,7 +100,7 @@ cdef struct Stream:
     char *encoding         # grpc-encoding other than identity, or NULL
     int bad_content_type
     char *content_type
-    int64_t timeout_us
+    int64_t deadline_us    # from grpc-timeout, as in Event
     Buf inbuf              # received bytes not yet a whole message
     int dispatched         # unary: its request went to Python
     int python_open        # Python holds state for it and must hear EV_CLOSED
@@ -134,6 +134,10 @@ cdef struct Conn:
     int dead               # closed at the end of the current iteration
     int dirty
     Conn *next_dirty
+    int64_t last_ping_ms   # keepalive (h2_keepalive.pxi): the client's last PING, -1: none
+    int data_since_ping    # DATA sent since that PING
+    int ping_strikes
+    int close_when_sent    # GOAWAY queued: close once everything is written
 
 
 cdef struct Listener:

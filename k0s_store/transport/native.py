@@ -67,6 +67,8 @@ DRAIN_HIGH_WATER = 1024 * 1024
 DEFAULT_MAX_WORKERS = 512
 LISTEN_BACKLOG = 4096
 STREAMS_END_WAIT_S = 0.5  # at shutdown, for ended streams to reach their clients
+DEADLINE_EXCEEDED = status_code("DEADLINE_EXCEEDED")
+DEADLINE_EXCEEDED_TEXT = "context deadline exceeded"  # grpc-go's, from Go's context
 
 _SHAPES = {
     Shape.UNARY: h2server.UNARY,
@@ -74,6 +76,10 @@ _SHAPES = {
     Shape.EACH_MESSAGE: h2server.EACH_MESSAGE,
     Shape.SESSION: h2server.SESSION,
 }
+
+
+def _expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 class _Flow:
@@ -224,7 +230,7 @@ class _Dispatcher:
     # -- events ------------------------------------------------------------------
 
     def handle(self, event) -> None:
-        kind, fd, gen, sid, index, data, token, cert_cn, timeout_us, seq = event
+        kind, fd, gen, sid, index, data, token, cert_cn, deadline_us, seq = event
         key = (fd, gen, sid)
         if kind == h2server.UNKNOWN:
             path = data.decode("utf-8", "replace")
@@ -247,7 +253,8 @@ class _Dispatcher:
             self.rpc_stats.received(len(data))
             if method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
                 caller = Caller(token=token, cert_cn=cert_cn)
-                self._unary(key, method, self.stats[index], data, caller, timeout_us)
+                deadline = deadline_us / 1e6 if deadline_us >= 0 else None
+                self._unary(key, method, self.stats[index], data, caller, deadline)
                 return
         # A streaming call: its first event to reach a worker (not always OPEN)
         # makes its state; CLOSED, in its turn, removes it.
@@ -268,28 +275,41 @@ class _Dispatcher:
     # -- unary and server-streaming calls ------------------------------------------
 
     def _unary(
-        self, key, method: Method, stats: MethodStats, data: bytes, caller: Caller, timeout_us: int
+        self,
+        key,
+        method: Method,
+        stats: MethodStats,
+        data: bytes,
+        caller: Caller,
+        deadline: float | None,
     ) -> None:
+        """Answer a unary or server-streaming call. Past its deadline (grpc-timeout,
+        on time.monotonic()'s clock) it ends with grpc-go's DEADLINE_EXCEEDED: a call
+        that waited that long for a worker is not started, a stream stops between
+        messages (a started unary handler runs to its end, as etcd's apply does)."""
         with self.lock:
             self.in_flight += 1
         started, response, code, error = stats.started(), None, OK, ""
         try:
+            if _expired(deadline):
+                code, error = DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_TEXT
+                self._end(key, code, error)
+                return
             request = parse(method.request_type, data) if method.request_type else data
             result = self._invoke(method, request, caller)
             if method.shape is Shape.UNARY:
                 response = self._encode(method, result)
                 self._send(key, response, end=True)
             else:
-                deadline = time.monotonic() + timeout_us / 1e6 if timeout_us > 0 else None
                 flow = _Flow()
                 for response in result:
-                    if deadline is not None and time.monotonic() > deadline:
-                        code = status_code("DEADLINE_EXCEEDED")
-                        self._end(key, code, "context deadline exceeded")
+                    if _expired(deadline):
+                        code, error = DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_TEXT
+                        self._end(key, code, error)
                         return
-                    data = self._encode(method, response)
-                    self._send(key, data)
-                    if not flow.sent(self, key, len(data)):
+                    message = self._encode(method, response)
+                    self._send(key, message)
+                    if not flow.sent(self, key, len(message)):
                         code = CANCELLED  # the client went away, or the server stopped
                         return
                 self._end(key, OK, "")
