@@ -1,7 +1,8 @@
 """Soak: N minutes of mixed load on one server, with its resources sampled.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--kind ours|etcd]
-        [--workers 3] [--watchers 4] [--interval 10] [--png soak.png]
+        [--transport native|grpcio] [--workers 3] [--watchers 4] [--interval 10]
+        [--png soak.png]
 
 Load (each worker process its own connection, one call at a time): puts of
 1 KiB values over 2,000 keys, gets, prefix ranges (limit 100), deletes,
@@ -10,11 +11,13 @@ expire, some revoked); watcher processes keep prefix watches open and read
 every event; the server is compacted every 30 s to 1,000 revisions back (as
 the kube-apiserver's compactor, faster).
 
-Every `--interval` seconds a row: RSS, open fds, data file size, calls and
-p99 latency in the interval. At the end: growth flags (RSS beyond 10% of its
-level after warm-up, fds growing, data file growing after compactions
-settled), and a PNG plot when matplotlib is importable. Exits 1 when a flag
-is raised.
+Every `--interval` seconds a row: RSS, its anonymous part (the heaps, without
+LMDB's mapped file pages), open fds, data file size, calls and p99 latency in
+the interval. `--transport` picks our server's gRPC transport
+(K0S_STORE_TRANSPORT; default: the server's default). At the end: growth
+flags (RSS beyond 10% of its level after warm-up, fds growing, data file
+growing after compactions settled), and a PNG plot when matplotlib is
+importable. Exits 1 when a flag is raised.
 """
 
 import argparse
@@ -116,9 +119,10 @@ def _compactor(endpoint: str, stop) -> None:
             kv.Compact(rpc_pb2.CompactionRequest(revision=revision - COMPACT_KEEP), timeout=60)
 
 
-def _rss_mib(pid: int) -> float:
+def _status_mib(pid: int, field: str) -> float:
+    """A memory figure of /proc/PID/status (VmRSS, RssAnon) in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -171,6 +175,7 @@ def plot(rows: list[dict], path: Path) -> bool:
     minutes = [r["t"] / 60 for r in rows]
     series = [
         ("rss", "RSS (MiB)"),
+        ("anon", "RssAnon (MiB)"),
         ("fds", "open fds"),
         ("db", "data file (MiB)"),
         ("p99", "p99 (ms)"),
@@ -190,12 +195,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--kind", choices=["ours", "etcd"], default="ours")
+    parser.add_argument("--transport", choices=["native", "grpcio"], default=None)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--watchers", type=int, default=4)
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--png", type=Path, default=Path("soak.png"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="k0s-soak-"))
+    if args.transport:
+        os.environ["K0S_STORE_TRANSPORT"] = args.transport  # inherited by the server
     server = ServerProcess(args.kind, workdir).start().wait_ready()
     ctx = multiprocessing.get_context("spawn")
     stop, results = ctx.Event(), ctx.Queue()
@@ -215,7 +223,12 @@ def main() -> int:
     began = time.monotonic()
     end = began + args.minutes * 60
     events = 0
-    print(f"{'t(s)':>6} {'RSS MiB':>8} {'fds':>5} {'db MiB':>8} {'calls':>7} {'p99 ms':>8}")
+    if args.kind == "ours":
+        print(f"transport: {args.transport or 'default'}")
+    print(
+        f"{'t(s)':>6} {'RSS MiB':>8} {'anon MiB':>8} {'fds':>5} {'db MiB':>8} "
+        f"{'calls':>7} {'p99 ms':>8}"
+    )
     try:
         next_sample = began + args.interval
         while time.monotonic() < end:
@@ -230,7 +243,8 @@ def main() -> int:
             failed = sum(1 for x in pending if x == float("inf"))
             row = {
                 "t": time.monotonic() - began,
-                "rss": _rss_mib(server.proc.pid),
+                "rss": _status_mib(server.proc.pid, "VmRSS"),
+                "anon": _status_mib(server.proc.pid, "RssAnon"),
                 "fds": len(os.listdir(f"/proc/{server.proc.pid}/fd")),
                 "db": _data_file(server).stat().st_size / 2**20,
                 "calls": len(pending),
@@ -240,7 +254,8 @@ def main() -> int:
             rows.append(row)
             pending = []
             print(
-                f"{row['t']:6.0f} {row['rss']:8.1f} {row['fds']:5d} {row['db']:8.1f} "
+                f"{row['t']:6.0f} {row['rss']:8.1f} {row['anon']:8.1f} {row['fds']:5d} "
+                f"{row['db']:8.1f} "
                 f"{row['calls']:7d} {row['p99']:8.1f}",
                 flush=True,
             )

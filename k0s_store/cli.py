@@ -9,9 +9,7 @@ command line works unchanged.
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
 from k0s_store import migrate
 from k0s_store.api.rpc_stats import DEFAULT_WARNING_APPLY_SECONDS, RpcStats
@@ -34,7 +32,7 @@ log = logging.getLogger("k0s_store")
 DEFAULT_QUOTA_BYTES = 2 * 1024**3  # etcd's default backend quota
 UNLIMITED_QUOTA_BYTES = 1 << 62  # a negative --quota-backend-bytes disables the quota
 SHUTDOWN_GRACE_SECONDS = 2.0
-SIGNAL_CHECK_SECONDS = 0.5
+SHUTDOWN_LIMIT_SECONDS = 10.0  # under k0s-node's 15 s before it SIGKILLs
 
 # Flags of etcd that mean nothing for one member on LMDB (peers, raft, WAL,
 # discovery, proxy, v2), or that we do not implement (--metrics extensive):
@@ -183,8 +181,14 @@ def serve(args: argparse.Namespace) -> int:
     from k0s_store.ops.autocompact import AutoCompactor
     from k0s_store.ops.endpoints import OpsEndpoints
     from k0s_store.ops.http_listener import MetricsListeners
+    from k0s_store.ops.stop_signals import (
+        exit_unless_stopped_within,
+        hold_stop_signals,
+        wait_for_stop_signal,
+    )
     from k0s_store.transport.server import start_server
 
+    hold_stop_signals()  # before the store, the server and their threads start
     warn_ignored_flags(args)
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)
     try:
@@ -211,9 +215,6 @@ def serve(args: argparse.Namespace) -> int:
         auth_token_ttl=args.auth_token_ttl,
         bcrypt_cost=args.bcrypt_cost,
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     rpc_stats = RpcStats(args.experimental_warning_apply_duration)
     endpoints = OpsEndpoints(store, rpc_stats, settings.version, fsync=not args.unsafe_no_fsync)
     try:
@@ -241,11 +242,9 @@ def serve(args: argparse.Namespace) -> int:
     log.info(
         "ready to serve client requests (member %x, cluster %x)", store.member_id, store.cluster_id
     )
-    # Wake up now and then: a SIGTERM the kernel hands to another thread only
-    # runs its handler once the main thread executes Python code again.
-    while not stop.wait(SIGNAL_CHECK_SECONDS):
-        pass
-    log.info("received a stop signal, shutting down")
+    signum = wait_for_stop_signal()
+    log.info("received a stop signal (%s), shutting down", signum.name)
+    exit_unless_stopped_within(SHUTDOWN_LIMIT_SECONDS)
     if compactor is not None:
         compactor.stop()
     bound.shutdown(SHUTDOWN_GRACE_SECONDS)

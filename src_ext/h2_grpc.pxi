@@ -25,7 +25,7 @@ cdef Stream *stream_new(Conn *conn, int32_t sid) noexcept nogil:
     st.conn = conn
     st.id = sid
     st.method = -1
-    st.timeout_us = -1
+    st.deadline_us = -1
     st.next = conn.streams
     if conn.streams != NULL:
         conn.streams.prev = st
@@ -90,8 +90,8 @@ cdef int push_event(Stream *st, int kind, const char *data, size_t n) noexcept n
     ev.gen = st.conn.gen
     ev.sid = st.id
     ev.method = st.method
-    ev.timeout_us = st.timeout_us
-    if kind != EV_DRAINED:
+    ev.deadline_us = st.deadline_us
+    if kind != EV_DRAINED and kind != EV_GONE:
         # Workers take events concurrently; the sequence lets Python run a
         # call's steps in the order the client sent them.
         ev.seq = st.seq
@@ -279,6 +279,8 @@ cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t 
                 st.out_tail = NULL
             free(m.data)
             free(m)
+    if done:
+        keepalive_data_sent(st.conn)
     if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
         st.drain_wanted = 0
         push_event(st, EV_DRAINED, NULL, 0)
@@ -302,10 +304,6 @@ cdef void stream_want_drain(Stream *st) noexcept nogil:
         st.drain_wanted = 1
 
 
-cdef void push_drained(Loop *loop, int fd, uint32_t gen, int32_t sid) noexcept nogil:
-    push_call_event(loop, EV_DRAINED, fd, gen, sid)
-
-
 cdef void push_call_event(Loop *loop, int kind, int fd, uint32_t gen, int32_t sid) noexcept nogil:
     """An event about a call that needs no stream state (any thread)."""
     push_call_event_data(loop, kind, fd, gen, sid, NULL, 0)
@@ -321,7 +319,7 @@ cdef void push_call_event_data(Loop *loop, int kind, int fd, uint32_t gen, int32
     ev.gen = gen
     ev.sid = sid
     ev.method = -1
-    ev.timeout_us = -1
+    ev.deadline_us = -1
     if data != NULL:
         ev.data = dup_bytes(data, n)
         ev.len = n
@@ -331,7 +329,7 @@ cdef void push_call_event_data(Loop *loop, int kind, int fd, uint32_t gen, int32
 cdef void stream_closed_events(Stream *st) noexcept nogil:
     """A stream is going away: wake whoever in Python waits on it."""
     if st.drain_wanted:
-        push_event(st, EV_DRAINED, NULL, 0)
+        push_event(st, EV_GONE, NULL, 0)
     if st.python_open:
         push_event(st, EV_CLOSED, NULL, 0)
 

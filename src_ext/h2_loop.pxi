@@ -125,6 +125,8 @@ cdef void conn_flush(Conn *conn) noexcept nogil:
         if conn.wbuf.len == 0:
             break
     conn_arm(conn, EPOLLIN)
+    if conn.close_when_sent:
+        conn.dead = 1
     if not nghttp2_session_want_read(conn.session) and not nghttp2_session_want_write(conn.session):
         conn.dead = 1
 
@@ -274,9 +276,14 @@ cdef void loop_accept(Loop *loop, Listener *lis) noexcept nogil:
 
 
 cdef int64_t monotonic_ms() noexcept nogil:
+    return monotonic_us() // 1000
+
+
+cdef int64_t monotonic_us() noexcept nogil:
+    """CLOCK_MONOTONIC, Python's time.monotonic() clock, in microseconds."""
     cdef timespec now
     clock_gettime(CLOCK_MONOTONIC, &now)
-    return now.tv_sec * 1000 + now.tv_nsec // 1000000
+    return now.tv_sec * 1000000 + now.tv_nsec // 1000
 
 
 cdef void listeners_watch(Loop *loop, int on) noexcept nogil:
@@ -329,7 +336,7 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
             if st != NULL:
                 stream_want_drain(st)
             else:
-                push_drained(loop, r.fd, r.gen, r.sid)  # gone: nothing left to wait for
+                push_call_event(loop, EV_GONE, r.fd, r.gen, r.sid)  # nothing left to wait for
         elif r.kind == R_HTTP:
             conn = loop.conns[r.fd] if 0 <= r.fd < loop.nconns else NULL
             if conn != NULL and conn.gen == r.gen and not conn.dead:

@@ -51,6 +51,7 @@ cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const u
                    size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                    void *user_data) noexcept nogil:
     cdef Stream *st
+    cdef int64_t timeout_us
     if frame.hd.type != NGHTTP2_HEADERS:
         return 0
     st = <Stream *>nghttp2_session_get_stream_user_data(session, frame.hd.stream_id)
@@ -79,13 +80,17 @@ cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const u
         free(st.token)
         st.token = dup_bytes(<const char *>value, valuelen)
     elif header_is(name, namelen, "grpc-timeout"):
-        st.timeout_us = parse_grpc_timeout(value, valuelen)
+        timeout_us = parse_grpc_timeout(value, valuelen)
+        st.deadline_us = monotonic_us() + timeout_us if timeout_us >= 0 else -1
     return 0
 
 
 cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                        void *user_data) noexcept nogil:
     cdef Stream *st
+    if frame.hd.type == NGHTTP2_PING and not frame.hd.flags & NGHTTP2_FLAG_ACK:
+        keepalive_ping(<Conn *>user_data)
+        return 0
     if frame.hd.type != NGHTTP2_HEADERS and frame.hd.type != NGHTTP2_DATA:
         return 0
     st = <Stream *>nghttp2_session_get_stream_user_data(session, frame.hd.stream_id)
@@ -141,5 +146,6 @@ cdef int session_open(Conn *conn) noexcept nogil:
     iv[1].value = STREAM_WINDOW
     nghttp2_submit_settings(conn.session, NGHTTP2_FLAG_NONE, iv, 2)
     nghttp2_session_set_local_window_size(conn.session, NGHTTP2_FLAG_NONE, 0, CONNECTION_WINDOW)
+    keepalive_init(conn)
     conn_mark_dirty(conn)
     return 0

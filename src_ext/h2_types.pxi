@@ -9,7 +9,8 @@ DEF EV_CLOSED = 3       # a streaming call is gone (reset, connection closed, fi
 DEF EV_UNKNOWN = 4      # a call of a path not in the table (data: the path)
 DEF EV_DRAINED = 5      # a call's queued response bytes fell to DRAIN_LOW_WATER (asked by R_DRAIN)
 DEF EV_WAKE = 6         # Python asked for a turn of a call on a worker (`NativeServer.wake`)
-DEF EV_HTTP = 7         # a plain HTTP request (data: its request line; sid 0 for HTTP/1)
+DEF EV_GONE = 7         # a call whose sender waits for EV_DRAINED is gone (reset, connection closed)
+DEF EV_HTTP = 8         # a plain HTTP request (data: its request line; sid 0 for HTTP/1)
 
 # What Python hands to the loop (Reply.kind).
 DEF R_MESSAGE = 0       # a response message and/or the call's final status
@@ -17,7 +18,7 @@ DEF R_GOAWAY = 1        # stop accepting, GOAWAY every connection
 DEF R_CLOSE_ALL = 2     # close every connection
 DEF R_EXIT = 3          # leave the loop
 DEF R_SET_TLS = 4       # listener `sid` serves new connections with `ctx`
-DEF R_DRAIN = 5         # send EV_DRAINED once the call has at most DRAIN_LOW_WATER bytes queued
+DEF R_DRAIN = 5         # EV_DRAINED once the call has at most DRAIN_LOW_WATER bytes queued (EV_GONE if it goes)
 DEF R_HTTP = 6          # a plain HTTP response: raw HTTP/1 bytes (sid 0), or an HTTP/2 one
 
 DEF READ_CHUNK = 65536
@@ -40,7 +41,7 @@ cdef struct Event:
     size_t len
     char *token            # the "token" request header, NUL-terminated, or NULL
     char *cert_cn          # the verified client certificate's CN, or NULL
-    int64_t timeout_us     # grpc-timeout, -1 when absent
+    int64_t deadline_us    # grpc-timeout's deadline, CLOCK_MONOTONIC microseconds; -1: none
     uint32_t seq           # order of OPEN/REQUEST/HALF_CLOSE/CLOSED within the call
 
 
@@ -104,7 +105,7 @@ cdef struct Stream:
     char *encoding         # grpc-encoding other than identity, or NULL
     int bad_content_type
     char *content_type
-    int64_t timeout_us
+    int64_t deadline_us    # from grpc-timeout, as in Event
     Buf inbuf              # received bytes not yet a whole message
     int dispatched         # unary: its request went to Python
     int python_open        # Python holds state for it and must hear EV_CLOSED
@@ -143,6 +144,10 @@ cdef struct Conn:
     int dead               # closed at the end of the current iteration
     int dirty
     Conn *next_dirty
+    int64_t last_ping_ms   # keepalive (h2_keepalive.pxi): the client's last PING, -1: none
+    int data_since_ping    # DATA sent since that PING
+    int ping_strikes
+    int close_when_sent    # GOAWAY queued: close once everything is written
 
 
 cdef struct Listener:

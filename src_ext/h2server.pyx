@@ -11,8 +11,8 @@ this module only knows the table's paths and shapes.
 
 Parts, each in its own file: h2_types.pxi (C state), h2_queues.pxi
 (loop <-> Python hand-off), h2_grpc.pxi (gRPC on one stream),
-h2_session.pxi (nghttp2 callbacks), h2_tls.pxi (OpenSSL), h2_loop.pxi
-(epoll loop).
+h2_session.pxi (nghttp2 callbacks), h2_tls.pxi (OpenSSL), h2_keepalive.pxi
+(PING policy), h2_loop.pxi (epoll loop).
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -33,6 +33,7 @@ include "h2_queues.pxi"
 include "h2_grpc.pxi"
 include "h2_session.pxi"
 include "h2_tls.pxi"
+include "h2_keepalive.pxi"
 include "h2_loop.pxi"
 
 # Event kinds and shapes, for the Python side.
@@ -43,6 +44,7 @@ CLOSED = EV_CLOSED
 UNKNOWN = EV_UNKNOWN
 DRAINED = EV_DRAINED
 WAKE = EV_WAKE
+GONE = EV_GONE
 HTTP = EV_HTTP
 UNARY = SHAPE_UNARY
 SERVER_STREAM = SHAPE_SERVER_STREAM
@@ -93,6 +95,11 @@ cdef class NativeServer:
         # :authority "http://host:port" etcdctl sends for a URL endpoint);
         # the gRPC checks are ours (h2_grpc.pxi).
         nghttp2_option_set_no_http_messaging(loop.option, 1)
+        # By default nghttp2 keeps every closed stream for RFC 7540's priority
+        # tree, up to SETTINGS_MAX_CONCURRENT_STREAMS of them (ours: a million)
+        # per connection: ~260 bytes per call on a long-lived connection.
+        # gRPC never uses priorities.
+        nghttp2_option_set_no_closed_streams(loop.option, 1)
         loop.epfd = epoll_create1(EPOLL_CLOEXEC)
         loop.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
         if loop.callbacks == NULL or loop.epfd < 0 or loop.evfd < 0:
@@ -139,7 +146,8 @@ cdef class NativeServer:
     def next_event(self):
         """The next event, waiting without the GIL; None once the loop has exited.
 
-        (kind, fd, gen, stream id, method index, data, token, cert CN, timeout us, seq):
+        (kind, fd, gen, stream id, method index, data, token, cert CN, deadline, seq):
+        deadline: grpc-timeout's, in microseconds of time.monotonic()'s clock (-1: none);
         seq numbers a call's OPEN, REQUEST, HALF_CLOSE and CLOSED events from 0.
         """
         cdef Event *ev
@@ -157,7 +165,7 @@ cdef class NativeServer:
                 PyBytes_FromStringAndSize(ev.data, ev.len) if ev.data != NULL else b"",
                 ev.token.decode("utf-8", "replace") if ev.token != NULL else None,
                 ev.cert_cn.decode("utf-8", "replace") if ev.cert_cn != NULL else None,
-                ev.timeout_us,
+                ev.deadline_us,
                 ev.seq,
             )
         finally:

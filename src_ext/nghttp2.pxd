@@ -75,6 +75,8 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
         NGHTTP2_FLAG_END_STREAM
         NGHTTP2_DATA
         NGHTTP2_HEADERS
+        NGHTTP2_PING
+        NGHTTP2_FLAG_ACK
         NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
         NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
         NGHTTP2_DATA_FLAG_EOF
@@ -84,6 +86,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
         NGHTTP2_NV_FLAG_NO_COPY_VALUE
         NGHTTP2_NO_ERROR
         NGHTTP2_INTERNAL_ERROR
+        NGHTTP2_ENHANCE_YOUR_CALM
 
     int nghttp2_session_callbacks_new(nghttp2_session_callbacks **callbacks_ptr)
     void nghttp2_session_callbacks_del(nghttp2_session_callbacks *callbacks)
@@ -101,6 +104,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
     int nghttp2_option_new(nghttp2_option **option_ptr)
     void nghttp2_option_del(nghttp2_option *option)
     void nghttp2_option_set_no_http_messaging(nghttp2_option *option, int val)
+    void nghttp2_option_set_no_closed_streams(nghttp2_option *option, int val)
 
     int nghttp2_session_server_new2(nghttp2_session **session_ptr,
                                     const nghttp2_session_callbacks *callbacks,

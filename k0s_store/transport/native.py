@@ -76,6 +76,8 @@ _BAD_REQUEST = (400, (("Content-Type", "text/plain; charset=utf-8"),), b"400 Bad
 HttpHandle = Callable[[str, str], tuple[int, tuple[tuple[str, str], ...], bytes]]
 """(method, target) -> (status, headers, body): `k0s_store.ops.endpoints.OpsEndpoints.handle`."""
 STREAMS_END_WAIT_S = 0.5  # at shutdown, for ended streams to reach their clients
+DEADLINE_EXCEEDED = status_code("DEADLINE_EXCEEDED")
+DEADLINE_EXCEEDED_TEXT = "context deadline exceeded"  # grpc-go's, from Go's context
 
 _SHAPES = {
     Shape.UNARY: h2server.UNARY,
@@ -85,26 +87,38 @@ _SHAPES = {
 }
 
 
+def _expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 class _Flow:
     """Write back-pressure of one call: the sender waits once it has queued
     `DRAIN_HIGH_WATER` bytes until the loop reports them nearly sent."""
 
-    __slots__ = ("drained", "queued")
+    __slots__ = ("drained", "gone", "queued")
 
     def __init__(self) -> None:
         self.queued = 0
         self.drained = threading.Event()
+        self.gone = False  # the call went away (or the server stopped) while we waited
 
-    def sent(self, dispatcher: "_Dispatcher", key, size: int) -> None:
+    def sent(self, dispatcher: "_Dispatcher", key, size: int) -> bool:
+        """Count `size` bytes handed to the loop, waiting for them to drain past the
+        high-water mark; False once the call is gone: send nothing more."""
         self.queued += size
         if self.queued < DRAIN_HIGH_WATER:
-            return
+            return True
         self.drained.clear()
-        dispatcher.flows[key] = self
+        with dispatcher.lock:
+            if dispatcher.stopped:  # no loop left to report DRAINED
+                return False
+            dispatcher.flows[key] = self
         dispatcher.core.request_drain(*key)
-        self.drained.wait()  # set by DRAINED, or CLOSED when the call goes away
-        dispatcher.flows.pop(key, None)
+        self.drained.wait()  # set by DRAINED, GONE, or the shutdown (`release_flows`)
+        with dispatcher.lock:
+            dispatcher.flows.pop(key, None)
         self.queued = 0
+        return not self.gone
 
 
 class _Call:
@@ -224,12 +238,13 @@ class _Dispatcher:
         self.lock = threading.Lock()
         self.idle_changed = threading.Condition(self.lock)
         self.in_flight = 0  # unary and server-streaming calls being answered
+        self.stopped = False  # the loop is gone: no DRAINED will come
         self.ticker = _Ticker(self._wake_key)
 
     # -- events ------------------------------------------------------------------
 
     def handle(self, event) -> None:
-        kind, fd, gen, sid, index, data, token, cert_cn, timeout_us, seq = event
+        kind, fd, gen, sid, index, data, token, cert_cn, deadline_us, seq = event
         key = (fd, gen, sid)
         if kind == h2server.HTTP:
             self._http(key, data)
@@ -238,10 +253,13 @@ class _Dispatcher:
             path = data.decode("utf-8", "replace")
             self._end(key, UNIMPLEMENTED, unknown_method_text(path, self.table))
             return
-        if kind in (h2server.DRAINED, h2server.CLOSED):
+        if kind in (h2server.DRAINED, h2server.GONE):
             flow = self.flows.get(key)
             if flow is not None:
+                flow.gone = kind == h2server.GONE
                 flow.drained.set()
+            if kind == h2server.GONE:
+                return  # a streaming call's own CLOSED follows
         if kind in (h2server.DRAINED, h2server.WAKE):
             call = self.calls.get(key)
             if call is not None:
@@ -252,7 +270,8 @@ class _Dispatcher:
             self.rpc_stats.received(len(data))
             if method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
                 caller = Caller(token=token, cert_cn=cert_cn)
-                self._unary(key, method, self.stats[index], data, caller, timeout_us)
+                deadline = deadline_us / 1e6 if deadline_us >= 0 else None
+                self._unary(key, method, self.stats[index], data, caller, deadline)
                 return
         # A streaming call: its first event to reach a worker (not always OPEN)
         # makes its state; CLOSED, in its turn, removes it.
@@ -288,28 +307,43 @@ class _Dispatcher:
     # -- unary and server-streaming calls ------------------------------------------
 
     def _unary(
-        self, key, method: Method, stats: MethodStats, data: bytes, caller: Caller, timeout_us: int
+        self,
+        key,
+        method: Method,
+        stats: MethodStats,
+        data: bytes,
+        caller: Caller,
+        deadline: float | None,
     ) -> None:
+        """Answer a unary or server-streaming call. Past its deadline (grpc-timeout,
+        on time.monotonic()'s clock) it ends with grpc-go's DEADLINE_EXCEEDED: a call
+        that waited that long for a worker is not started, a stream stops between
+        messages (a started unary handler runs to its end, as etcd's apply does)."""
         with self.lock:
             self.in_flight += 1
         started, response, code, error = stats.started(), None, OK, ""
         try:
+            if _expired(deadline):
+                code, error = DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_TEXT
+                self._end(key, code, error)
+                return
             request = parse(method.request_type, data) if method.request_type else data
             result = self._invoke(method, request, caller)
             if method.shape is Shape.UNARY:
                 response = self._encode(method, result)
                 self._send(key, response, end=True)
             else:
-                deadline = time.monotonic() + timeout_us / 1e6 if timeout_us > 0 else None
                 flow = _Flow()
                 for response in result:
-                    if deadline is not None and time.monotonic() > deadline:
-                        code = status_code("DEADLINE_EXCEEDED")
-                        self._end(key, code, "context deadline exceeded")
+                    if _expired(deadline):
+                        code, error = DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_TEXT
+                        self._end(key, code, error)
                         return
-                    data = self._encode(method, response)
-                    self._send(key, data)
-                    flow.sent(self, key, len(data))
+                    message = self._encode(method, response)
+                    self._send(key, message)
+                    if not flow.sent(self, key, len(message)):
+                        code = CANCELLED  # the client went away, or the server stopped
+                        return
                 self._end(key, OK, "")
         except EtcdError as e:
             code, error = status_code(e.code), e.message
@@ -421,6 +455,16 @@ class _Dispatcher:
             call.stats.finished(CANCELLED, call.started)
         if call.session is not None:
             call.session.close()
+
+    def release_flows(self) -> None:
+        """The loop has exited: wake every sender waiting for DRAINED, as if its
+        call were gone (its worker then lets go of what it reads)."""
+        with self.lock:
+            self.stopped = True
+            flows = list(self.flows.values())
+        for flow in flows:
+            flow.gone = True
+            flow.drained.set()
 
     # -- replies ---------------------------------------------------------------------
 
@@ -572,6 +616,7 @@ class NativeServer:
         self.core.close_connections()
         self.core.exit()
         self.loop_thread.join()
+        dispatcher.release_flows()
         self.pool.join(max(1.0, deadline - time.monotonic()))
         for sock in self.sockets:
             if sock.family == socket.AF_UNIX:

@@ -7,6 +7,7 @@ import socket
 import time
 
 import h2.connection
+import h2.errors
 import pytest
 from h2client import RawClient, frame
 from native_server import anon_rss_bytes, open_fds
@@ -75,6 +76,24 @@ def test_unary_calls_and_headers(native_server):
     assert put.headers["content-type"] == "application/grpc"
     got = rpc_pb2.RangeResponse.FromString(client.call(RANGE, range_request(b"raw")).messages()[0])
     assert [(kv.key, kv.value) for kv in got.kvs] == [(b"raw", b"value")]
+    client.close()
+
+
+def test_grpc_timeout_on_unary_calls(native_server):
+    """A call whose grpc-timeout has run out before it starts is not run: grpc-go's
+    DEADLINE_EXCEEDED "context deadline exceeded" (a put is not applied); a
+    deadline in the future changes nothing."""
+    client = RawClient(native_server.endpoint)
+    expired = [("grpc-timeout", "1n")]
+    put = client.call(PUT, put_request(b"late", b"value"), headers=expired)
+    assert (put.status, put.message) == (4, "context deadline exceeded")
+    got = client.call(RANGE, range_request(b"late"), headers=expired)
+    assert (got.status, got.message) == (4, "context deadline exceeded")
+    future = [("grpc-timeout", "30S")]
+    assert client.call(PUT, put_request(b"on-time", b"v"), headers=future).status == 0
+    got = client.call(RANGE, range_request(b"late"), headers=future)
+    assert got.status == 0
+    assert not rpc_pb2.RangeResponse.FromString(got.messages()[0]).kvs, "the late put was applied"
     client.close()
 
 
@@ -276,6 +295,62 @@ def test_ping_is_answered(native_server):
     while client.pong is None and time.monotonic() < deadline:
         client.pump()
     assert client.pong == b"k0s-ping"
+    client.close()
+
+
+def ping_until_answered(client: RawClient, payload: bytes) -> bool:
+    """Send a PING; True once acknowledged, False if the connection ends first."""
+    client.pong = None
+    client.h2.ping(payload)
+    client.flush()
+    deadline = time.monotonic() + SETTLE_S
+    while client.pong != payload and client.terminated is None and time.monotonic() < deadline:
+        if not client.pump():
+            return False
+    return client.pong == payload
+
+
+def assert_calmed_down(client: RawClient) -> None:
+    """grpc-go's answer to too many pings: GOAWAY ENHANCE_YOUR_CALM, then the close."""
+    deadline = time.monotonic() + SETTLE_S
+    while client.terminated is None and time.monotonic() < deadline:
+        if not client.pump():
+            break
+    assert client.terminated is not None, "no GOAWAY"
+    assert client.terminated.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert client.terminated.additional_data == b"too_many_pings"
+    while client.pump():  # the server closes the connection
+        pass
+
+
+@pytest.mark.parametrize("with_call_open", [False, True], ids=["idle", "watching"])
+def test_too_many_pings_get_goaway(native_server, with_call_open):
+    """etcd's keepalive policy (min 5 s between pings with calls open, 2 h without):
+    the first ping is free, 2 more too soon are strikes, the next is one too many."""
+    client = RawClient(native_server.endpoint)
+    if with_call_open:
+        watch = client.start(WATCH)
+        create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"k"))
+        client.send(watch, frame(create.SerializeToString()))
+        client.wait(watch, messages=1)  # data from the server: strikes start at 0
+    for number in range(3):
+        assert ping_until_answered(client, b"ping-%03d" % number)
+    client.h2.ping(b"ping-bad")
+    client.flush()
+    assert_calmed_down(client)
+    client.close()
+    assert_serving(native_server)
+
+
+def test_pings_between_answers_are_welcome(native_server):
+    """A ping after data from the server clears the strikes (a client's BDP pings
+    follow what it receives): pings between calls, however frequent, are fine."""
+    client = RawClient(native_server.endpoint)
+    for number in range(8):
+        assert client.call(RANGE, range_request()).status == 0
+        assert ping_until_answered(client, b"ping-%03d" % number)
+    assert client.terminated is None
+    assert client.call(RANGE, range_request()).status == 0
     client.close()
 
 
