@@ -181,14 +181,10 @@ def serve(args: argparse.Namespace) -> int:
     from k0s_store.ops.autocompact import AutoCompactor
     from k0s_store.ops.endpoints import OpsEndpoints
     from k0s_store.ops.http_listener import MetricsListeners
-    from k0s_store.ops.stop_signals import (
-        exit_unless_stopped_within,
-        hold_stop_signals,
-        wait_for_stop_signal,
-    )
+    from k0s_store.ops.stop_signals import StopSignals, exit_unless_stopped_within
     from k0s_store.transport.server import start_server
 
-    hold_stop_signals()  # before the store, the server and their threads start
+    stop_signals = StopSignals()  # from the start: one during start-up is kept
     warn_ignored_flags(args)
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)
     try:
@@ -242,7 +238,7 @@ def serve(args: argparse.Namespace) -> int:
     log.info(
         "ready to serve client requests (member %x, cluster %x)", store.member_id, store.cluster_id
     )
-    signum = wait_for_stop_signal()
+    signum = stop_signals.wait()
     log.info("received a stop signal (%s), shutting down", signum.name)
     exit_unless_stopped_within(SHUTDOWN_LIMIT_SECONDS)
     if compactor is not None:

@@ -1,8 +1,10 @@
 """How `k0s-store serve` stops: SIGTERM or SIGINT, then a shutdown with a deadline.
 
-The signals are awaited (`sigwait` in the main thread), not handled: a Python
-signal handler runs between two bytecodes of the main thread, possibly while
-that thread holds the lock the handler needs (`threading.Event.set` from a
+The main thread waits on a pipe that the interpreter's C-level signal handler
+writes the signal number to (`signal.set_wakeup_fd`), whichever thread the
+kernel hands the signal to. The Python-level handler does nothing: one that
+did real work would run between two bytecodes of the main thread, possibly
+while that thread holds the lock it needs (`threading.Event.set` from a
 handler deadlocks when the signal lands inside `Event.wait`'s bookkeeping),
 and a process wedged that way keeps serving after its launcher asked it to
 stop. The shutdown that follows is bounded: past `limit` seconds the process
@@ -22,15 +24,27 @@ FORCED_EXIT_CODE = 1
 log = logging.getLogger("k0s_store")
 
 
-def hold_stop_signals() -> None:
-    """Keep SIGTERM and SIGINT pending in this thread and every thread it starts
-    from now on, for `wait_for_stop_signal`. Call before any thread starts."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+def _noted(signum, frame) -> None:
+    """The Python-level handler: the wakeup pipe carries the signal, nothing to do."""
 
 
-def wait_for_stop_signal() -> signal.Signals:
-    """Block (GIL released) until SIGTERM or SIGINT arrives; which one."""
-    return signal.Signals(signal.sigwait(STOP_SIGNALS))
+class StopSignals:
+    """SIGTERM and SIGINT, caught from now on (construct in the main thread) and
+    kept until `wait` takes the first; later ones change nothing."""
+
+    def __init__(self) -> None:
+        self._read, write = os.pipe()
+        os.set_blocking(write, False)  # a burst of signals must never block a handler
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _noted)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+
+    def wait(self) -> signal.Signals:
+        """Block until SIGTERM or SIGINT has arrived (at once if one already has)."""
+        while True:
+            for number in os.read(self._read, 64):
+                if number in STOP_SIGNALS:
+                    return signal.Signals(number)
 
 
 def exit_unless_stopped_within(limit: float) -> threading.Timer:

@@ -12,10 +12,7 @@ import os
 from k0s_store.core import PURE
 
 TRANSPORTS = ("native", "grpcio")
-# grpcio until the native server's memory growth under watch-heavy load is
-# found: a 30-minute bench/soak.py run grew its RSS by ~8 MiB a minute
-# (grpcio's stays flat). K0S_STORE_TRANSPORT=native opts in.
-DEFAULT = "grpcio"
+DEFAULT = "native"
 
 
 def transport_name() -> str:

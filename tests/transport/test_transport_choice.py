@@ -8,7 +8,7 @@ from k0s_store.transport import server
 @pytest.mark.parametrize(
     ("value", "pure", "expected"),
     [
-        ("", False, "grpcio"),
+        ("", False, "native"),
         ("native", False, "native"),
         ("grpcio", False, "grpcio"),
         ("", True, "grpcio"),
