@@ -8,6 +8,7 @@ command line works unchanged.
 """
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -239,6 +240,9 @@ def serve(args: argparse.Namespace) -> int:
     log.info(
         "ready to serve client requests (member %x, cluster %x)", store.member_id, store.cluster_id
     )
+    # What start-up made (modules, protobuf descriptors, tables) lives as long as
+    # the process: frozen, it is out of every collection requests trigger.
+    gc.freeze()
     # Wake up now and then: a SIGTERM the kernel hands to another thread only
     # runs its handler once the main thread executes Python code again.
     while not stop.wait(SIGNAL_CHECK_SECONDS):

@@ -3,9 +3,19 @@
 The hot calls take the marshalled request and return the marshalled
 response: requests are decoded by the codec straight into the store's
 types and responses are assembled from the stored KeyValue bytes, so no
-protobuf object is built per key. Txn is parsed with the generated class
-(its shape is recursive) and answered as bytes.
+protobuf object is built per key. Txn is decoded by its own codec
+(txn_codec) into the store's types, protobuf parsing only what that codec
+leaves to it, and answered as bytes.
+
+Writes come in two forms: `put(request)` returns the response once it is
+durable; `submit_put(request, caller, reply)` returns at once and the
+writer thread calls `reply` when the group commit is durable (a transport
+that can send from any thread answers a whole batch without waking a
+thread per request). The first is the second, waited for.
 """
+
+import threading
+from collections.abc import Callable
 
 from k0s_store import errors
 from k0s_store.api import validation
@@ -14,7 +24,7 @@ from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header, nested_header
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import malformed, parse
-from k0s_store.core import codec
+from k0s_store.core import codec, txn_codec
 from k0s_store.mvcc.types import (
     CMP_CREATE,
     CMP_LEASE,
@@ -28,6 +38,7 @@ from k0s_store.mvcc.types import (
     PutResult,
     RangeRequest,
     RangeResult,
+    Response,
     TxnRequest,
     TxnResult,
 )
@@ -48,6 +59,9 @@ _COMPARE_OPERAND = {
     CMP_VALUE: "value",
     CMP_LEASE: "lease",
 }
+
+# A write's answer, once durable: (response bytes, None) or (None, error).
+Reply = Callable[[bytes | None, BaseException | None], None]
 
 # ResponseOp / RequestOp oneof field numbers.
 OP_RANGE, OP_PUT, OP_DELETE_RANGE, OP_TXN = 1, 2, 3, 4
@@ -83,6 +97,12 @@ class KVService:
 
     def put(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Put: marshalled PutRequest in, marshalled PutResponse out."""
+        return _answer_now(self.submit_put, request, caller)
+
+    def submit_put(self, request: bytes, caller: Caller, reply: Reply) -> None:
+        """Put answered later: `reply(PutResponse bytes, None)` or `reply(None,
+        error)` once durable, from the writer thread; errors of the request
+        itself (malformed, invalid, denied) are raised here."""
         req = _decode(request, codec.decode_put_request, PutRequest, rpc_pb2.PutRequest)
         validation.check_put(req)
         checked = self.auth.applies(caller)
@@ -90,11 +110,17 @@ class KVService:
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_put(user, req)
-        resp = self.store.put(req)
+        self.store.put(req, _encoding(reply, self._put_response))
+
+    def _put_response(self, resp: Response) -> bytes:
         return codec.encode_put_response(self.header.encode(resp.revision), resp.result.prev_kv)
 
     def delete_range(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """DeleteRange: marshalled request in, marshalled DeleteRangeResponse out."""
+        return _answer_now(self.submit_delete_range, request, caller)
+
+    def submit_delete_range(self, request: bytes, caller: Caller, reply: Reply) -> None:
+        """DeleteRange answered later (as `submit_put`)."""
         req = _decode(
             request,
             codec.decode_delete_range_request,
@@ -107,7 +133,9 @@ class KVService:
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_delete_range(user, req)
-        resp = self.store.delete_range(req)
+        self.store.delete_range(req, _encoding(reply, self._delete_range_response))
+
+    def _delete_range_response(self, resp: Response) -> bytes:
         r = resp.result
         return codec.encode_delete_range_response(
             self.header.encode(resp.revision), r.deleted, r.prev_kvs
@@ -115,14 +143,20 @@ class KVService:
 
     def txn(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Txn: marshalled TxnRequest in, marshalled TxnResponse out."""
-        req = txn_from_message(parse(rpc_pb2.TxnRequest, request))
+        return _answer_now(self.submit_txn, request, caller)
+
+    def submit_txn(self, request: bytes, caller: Caller, reply: Reply) -> None:
+        """Txn answered later (as `submit_put`; a read-only one before this returns)."""
+        req = _txn_request(request)
         validation.check_txn(req, self.settings.max_txn_ops)
         checked = self.auth.applies(caller)
         user = self.auth.user(caller) if checked else None
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_txn(user, req)
-        resp = self.store.txn(req)
+        self.store.txn(req, _encoding(reply, lambda resp: self._txn_response(req, resp)))
+
+    def _txn_response(self, req: TxnRequest, resp: Response) -> bytes:
         result: TxnResult = resp.result
         begin = resp.revision - 1 if _txn_writes(req, result) else resp.revision
         responses = _encode_op_results(req, result, _WriteProgress(begin))
@@ -143,6 +177,52 @@ class KVService:
             raise errors.RequestTooLargeError()
 
 
+class _Answer:
+    """A reply waited for: the calling thread sleeps until it is given."""
+
+    __slots__ = ("error", "given", "response")
+
+    def __init__(self) -> None:
+        self.response: bytes | None = None
+        self.error: BaseException | None = None
+        self.given = threading.Lock()
+        self.given.acquire()
+
+    def __call__(self, response: bytes | None, error: BaseException | None) -> None:
+        self.response, self.error = response, error
+        self.given.release()
+
+    def wait(self) -> bytes:
+        self.given.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+def _answer_now(submit, request: bytes, caller: Caller) -> bytes:
+    """The reply of `submit(request, caller, reply)`, waited for."""
+    answer = _Answer()
+    submit(request, caller, answer)
+    return answer.wait()
+
+
+def _encoding(reply: Reply, encode: Callable[[Response], bytes]):
+    """The store's completion for `reply`: the response encoded, or the error."""
+
+    def then(response: Response | None, error: BaseException | None) -> None:
+        if error is not None:
+            reply(None, error)
+            return
+        try:
+            body = encode(response)
+        except Exception as exc:  # a bug: the caller gets it, as from a sync handler
+            reply(None, exc)
+            return
+        reply(body, None)
+
+    return then
+
+
 def _decode(request: bytes, decode, request_type, message_type):
     """`request` decoded by the codec into `request_type`; a malformed one gets
     the error etcd gives for `message_type`."""
@@ -150,6 +230,19 @@ def _decode(request: bytes, decode, request_type, message_type):
         return request_type(*decode(request))
     except ValueError as exc:
         raise malformed(message_type.DESCRIPTOR, request, exc) from exc
+
+
+_TXN_TYPES = (TxnRequest, Compare, RangeRequest, PutRequest, DeleteRangeRequest)
+
+
+def _txn_request(request: bytes) -> TxnRequest:
+    """A marshalled TxnRequest in the store's types: decoded by the codec, or,
+    for what it leaves to protobuf (malformed, unusual), parsed by protobuf
+    (which gives the same request, or etcd's error)."""
+    try:
+        return txn_codec.decode_txn_request(request, _TXN_TYPES)
+    except (ValueError, OverflowError):
+        return txn_from_message(parse(rpc_pb2.TxnRequest, request))
 
 
 def txn_from_message(m: rpc_pb2.TxnRequest) -> TxnRequest:

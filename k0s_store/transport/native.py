@@ -235,6 +235,9 @@ class _Dispatcher:
             self.rpc_stats.received(len(data))
             if method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
                 caller = Caller(token=token, cert_cn=cert_cn)
+                if method.submit is not None:
+                    self._submit(key, method, self.stats[index], data, caller)
+                    return
                 self._unary(key, method, self.stats[index], data, caller, timeout_us)
                 return
         # A streaming call: its first event to reach a worker (not always OPEN)
@@ -291,6 +294,34 @@ class _Dispatcher:
             with self.lock:
                 self.in_flight -= 1
                 self.idle_changed.notify_all()
+
+    def _submit(self, key, method: Method, stats: MethodStats, data: bytes, caller: Caller) -> None:
+        """A unary call answered later through `method.submit` (a write: by the
+        writer thread once its group commit is durable), so no worker waits on it."""
+        with self.lock:
+            self.in_flight += 1
+        started = stats.started()
+
+        def reply(response: bytes | None, error: BaseException | None) -> None:
+            code, text = OK, ""
+            if error is None:
+                self._send(key, response, end=True)
+            elif isinstance(error, EtcdError):
+                code, text = status_code(error.code), error.message
+            else:  # a bug: the client gets grpc's UNKNOWN, the log the trace
+                log.error("%s failed", method.path, exc_info=error)
+                code, text = UNKNOWN, f"Exception calling application: {error}"
+            if code != OK:
+                self._end(key, code, text)
+            stats.finished(code, started, data, response, text)
+            with self.lock:
+                self.in_flight -= 1
+                self.idle_changed.notify_all()
+
+        try:
+            method.submit(data, caller, reply)
+        except Exception as e:
+            reply(None, e)
 
     @staticmethod
     def _invoke(method: Method, request, caller: Caller):
