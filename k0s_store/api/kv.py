@@ -7,14 +7,13 @@ protobuf object is built per key. Txn is decoded by its own codec
 (txn_codec) into the store's types, protobuf parsing only what that codec
 leaves to it, and answered as bytes.
 
-Writes come in two forms: `put(request)` returns the response once it is
-durable; `submit_put(request, caller, reply)` returns at once and the
-writer thread calls `reply` when the group commit is durable (a transport
-that can send from any thread answers a whole batch without waking a
-thread per request). The first is the second, waited for.
+Writes come in two forms over the same checks and encoding: `put(request)`
+returns the response once it is durable; `submit_put(request, caller,
+reply)` returns at once and a store thread calls `reply` when the group
+commit is durable (a transport that can send from any thread answers a
+whole batch without waking a thread per request).
 """
 
-import threading
 from collections.abc import Callable
 
 from k0s_store import errors
@@ -97,12 +96,17 @@ class KVService:
 
     def put(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Put: marshalled PutRequest in, marshalled PutResponse out."""
-        return _answer_now(self.submit_put, request, caller)
+        req = self._put_request(request, caller)
+        return self._put_response(self.store.put(req))
 
     def submit_put(self, request: bytes, caller: Caller, reply: Reply) -> None:
         """Put answered later: `reply(PutResponse bytes, None)` or `reply(None,
-        error)` once durable, from the writer thread; errors of the request
-        itself (malformed, invalid, denied) are raised here."""
+        error)` once durable, from a store thread; errors of the request itself
+        (malformed, invalid, denied) are raised here."""
+        req = self._put_request(request, caller)
+        self.store.put(req, _encoding(reply, self._put_response))
+
+    def _put_request(self, request: bytes, caller: Caller) -> PutRequest:
         req = _decode(request, codec.decode_put_request, PutRequest, rpc_pb2.PutRequest)
         validation.check_put(req)
         checked = self.auth.applies(caller)
@@ -110,17 +114,22 @@ class KVService:
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_put(user, req)
-        self.store.put(req, _encoding(reply, self._put_response))
+        return req
 
     def _put_response(self, resp: Response) -> bytes:
         return codec.encode_put_response(self.header.encode(resp.revision), resp.result.prev_kv)
 
     def delete_range(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """DeleteRange: marshalled request in, marshalled DeleteRangeResponse out."""
-        return _answer_now(self.submit_delete_range, request, caller)
+        req = self._delete_range_request(request, caller)
+        return self._delete_range_response(self.store.delete_range(req))
 
     def submit_delete_range(self, request: bytes, caller: Caller, reply: Reply) -> None:
         """DeleteRange answered later (as `submit_put`)."""
+        req = self._delete_range_request(request, caller)
+        self.store.delete_range(req, _encoding(reply, self._delete_range_response))
+
+    def _delete_range_request(self, request: bytes, caller: Caller) -> DeleteRangeRequest:
         req = _decode(
             request,
             codec.decode_delete_range_request,
@@ -133,7 +142,7 @@ class KVService:
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_delete_range(user, req)
-        self.store.delete_range(req, _encoding(reply, self._delete_range_response))
+        return req
 
     def _delete_range_response(self, resp: Response) -> bytes:
         r = resp.result
@@ -143,18 +152,23 @@ class KVService:
 
     def txn(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Txn: marshalled TxnRequest in, marshalled TxnResponse out."""
-        return _answer_now(self.submit_txn, request, caller)
+        req = self._txn_request(request, caller)
+        return self._txn_response(req, self.store.txn(req))
 
     def submit_txn(self, request: bytes, caller: Caller, reply: Reply) -> None:
         """Txn answered later (as `submit_put`; a read-only one before this returns)."""
-        req = _txn_request(request)
+        req = self._txn_request(request, caller)
+        self.store.txn(req, _encoding(reply, lambda resp: self._txn_response(req, resp)))
+
+    def _txn_request(self, request: bytes, caller: Caller) -> TxnRequest:
+        req = _decode_txn(request)
         validation.check_txn(req, self.settings.max_txn_ops)
         checked = self.auth.applies(caller)
         user = self.auth.user(caller) if checked else None
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_txn(user, req)
-        self.store.txn(req, _encoding(reply, lambda resp: self._txn_response(req, resp)))
+        return req
 
     def _txn_response(self, req: TxnRequest, resp: Response) -> bytes:
         result: TxnResult = resp.result
@@ -175,35 +189,6 @@ class KVService:
     def _check_raft_size(self, body_len: int) -> None:
         if RAFT_HEADER_BYTES + codec.encoded_len_field(body_len) > self.settings.max_request_bytes:
             raise errors.RequestTooLargeError()
-
-
-class _Answer:
-    """A reply waited for: the calling thread sleeps until it is given."""
-
-    __slots__ = ("error", "given", "response")
-
-    def __init__(self) -> None:
-        self.response: bytes | None = None
-        self.error: BaseException | None = None
-        self.given = threading.Lock()
-        self.given.acquire()
-
-    def __call__(self, response: bytes | None, error: BaseException | None) -> None:
-        self.response, self.error = response, error
-        self.given.release()
-
-    def wait(self) -> bytes:
-        self.given.acquire()
-        if self.error is not None:
-            raise self.error
-        return self.response
-
-
-def _answer_now(submit, request: bytes, caller: Caller) -> bytes:
-    """The reply of `submit(request, caller, reply)`, waited for."""
-    answer = _Answer()
-    submit(request, caller, answer)
-    return answer.wait()
 
 
 def _encoding(reply: Reply, encode: Callable[[Response], bytes]):
@@ -235,7 +220,7 @@ def _decode(request: bytes, decode, request_type, message_type):
 _TXN_TYPES = (TxnRequest, Compare, RangeRequest, PutRequest, DeleteRangeRequest)
 
 
-def _txn_request(request: bytes) -> TxnRequest:
+def _decode_txn(request: bytes) -> TxnRequest:
     """A marshalled TxnRequest in the store's types: decoded by the codec, or,
     for what it leaves to protobuf (malformed, unusual), parsed by protobuf
     (which gives the same request, or etcd's error)."""

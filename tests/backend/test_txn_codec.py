@@ -2,7 +2,7 @@
 
 Whatever protobuf writes, the decoder gives the request that protobuf's
 parse converted by `txn_from_message` gives; the encodings it leaves to
-protobuf raise ValueError, and the KV service's decoding (`_txn_request`)
+protobuf raise ValueError, and the KV service's decoding (`_decode_txn`)
 then gives protobuf's request or etcd's error, exactly as before.
 """
 
@@ -12,7 +12,7 @@ import pytest
 from harness.twins import twin_fixture
 
 from k0s_store import errors
-from k0s_store.api.kv import _TXN_TYPES, _txn_request, txn_from_message
+from k0s_store.api.kv import _TXN_TYPES, _decode_txn, txn_from_message
 from k0s_store.api.unmarshal_errors import parse
 from k0s_store.proto import rpc_pb2
 
@@ -152,10 +152,10 @@ def test_unusual_or_malformed_left_to_protobuf(txn_codec, data):
         expected = oracle(data)
     except errors.EtcdError as exc:
         with pytest.raises(type(exc)) as raised:
-            _txn_request(data)
+            _decode_txn(data)
         assert raised.value.message == exc.message
     else:
-        assert _txn_request(data) == expected
+        assert _decode_txn(data) == expected
 
 
 def test_deep_nesting_is_left_to_protobuf(txn_codec):
@@ -165,4 +165,4 @@ def test_deep_nesting_is_left_to_protobuf(txn_codec):
     data = txn.SerializeToString()
     with pytest.raises(ValueError):
         txn_codec.decode_txn_request(data, _TXN_TYPES)
-    assert _txn_request(data) == oracle(data)
+    assert _decode_txn(data) == oracle(data)
