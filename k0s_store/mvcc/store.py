@@ -1,7 +1,8 @@
 """The MVCC store: etcd 3.4's KV, lease, watch and maintenance semantics over LMDB.
 
 Threads: callers (any number) read directly from LMDB snapshots and queue
-writes; the writer applies queued writes in group commits (writer.py); the
+writes; the writer applies queued writes in group commits (writer.py) and
+its reply thread runs the completions of the writes queued with one; the
 compactor walks physical compactions; the watch syncer replays history to
 catching-up watchers; the lease thread revokes expired leases.
 
@@ -216,8 +217,8 @@ class Store:
 
         Writes return their Response once it is durable or, given `then`, None
         at once: `then(response, None)` or `then(None, error)` runs on the
-        writer thread once the batch is durable, so one thread answers a whole
-        group commit. An error found before queueing is raised either way.
+        store's reply thread once the batch is durable, so one thread answers a
+        whole group commit. An error found before queueing is raised either way.
         """
         return self._write(lambda w: apply.put(w, req), lambda _: self.stats.put(req), then)
 

@@ -30,13 +30,13 @@ from k0s_store.mvcc.kv_write import WriteTxn
 
 log = logging.getLogger("k0s_store.writer")
 
-# A job's completion: (result, None) or (None, error), on the writer thread.
+# A job's completion: (result, None) or (None, error), on the reply thread.
 Then = Callable[[Any, BaseException | None], None]
 
 
 class Job:
     """A queued write. Its outcome goes to `then(result, error)` when one was given
-    (called by the writer thread once the batch is durable); otherwise `wait()`
+    (called by the reply thread once the batch is durable); otherwise `wait()`
     (by one thread) returns its result or raises its error."""
 
     __slots__ = ("_pending", "error", "exclusive", "fn", "result", "then")

@@ -297,7 +297,7 @@ class _Dispatcher:
 
     def _submit(self, key, method: Method, stats: MethodStats, data: bytes, caller: Caller) -> None:
         """A unary call answered later through `method.submit` (a write: by the
-        writer thread once its group commit is durable), so no worker waits on it."""
+        store's reply thread once its group commit is durable), so no worker waits on it."""
         with self.lock:
             self.in_flight += 1
         started = stats.started()
