@@ -15,6 +15,7 @@ The load tool is found through K0S_BENCHMARK_BIN (default
 the ratios are what counts.
 
 Usage: .venv/bin/python bench/etcd_compare.py [--clients 1,16,100] [--scale 1] [--skip-perf]
+       [--loads put,txn-put]
 """
 
 import argparse
@@ -115,6 +116,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,16,100", help="comma-separated client counts")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies request counts")
     parser.add_argument("--skip-perf", action="store_true", help="skip etcdctl check perf")
+    parser.add_argument(
+        "--loads", default=",".join(TOTALS), help=f"comma-separated, of {', '.join(TOTALS)}"
+    )
     options = parser.parse_args()
     if not Path(benchmark_bin()).exists():
         sys.exit(f"etcd-benchmark not found at {benchmark_bin()} (set K0S_BENCHMARK_BIN)")
@@ -134,7 +138,7 @@ def main() -> None:
             print(f"k0s-store transport: {os.environ['K0S_STORE_TRANSPORT']}")
             print(header)
             print("-" * len(header))
-            for load in TOTALS:
+            for load in options.loads.split(","):
                 for count in clients:
                     total = total_for(load, count, options.scale)
                     etcd = run_load(servers["etcd"], load_args(load, total), count)

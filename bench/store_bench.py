@@ -6,6 +6,8 @@ Usage: python bench/store_bench.py [--threads N] [--seconds S] [--value-size B]
 Operations (NAME), each on a fresh store (fsync off unless said):
   put-fsync   puts with fsync on (group commit)
   put         puts of `--keys` keys
+  put-then    the same puts answered through a completion (the native
+              transport's way): one thread submits, `--threads` in flight
   get         single-key ranges (kube-apiserver's Get)
   list        one range over all `--keys` keys (1 thread; a List page)
   create      kube-apiserver's Create: Txn mod_revision(key) == 0 -> [Put] / []
@@ -57,6 +59,25 @@ def run(threads: int, seconds: float, op: Callable[[int, int], object]) -> tuple
     for t in pool:
         t.join()
     calls = sum(counts)
+    return calls / (time.perf_counter() - start), (time.process_time() - cpu) * 1e6 / max(calls, 1)
+
+
+def run_then(in_flight: int, seconds: float, submit: Callable[[int, Callable], object]):
+    """Calls submit(i, then) from one thread with at most `in_flight` calls not
+    yet answered (their `then` not yet run) for `seconds`; returns what `run` does."""
+    slots = threading.BoundedSemaphore(in_flight)
+
+    def then(response, error) -> None:
+        slots.release()
+
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        slots.acquire()
+        submit(calls, then)
+        calls += 1
+    for _ in range(in_flight):  # every call answered
+        slots.acquire()
     return calls / (time.perf_counter() - start), (time.process_time() - cpu) * 1e6 / max(calls, 1)
 
 
@@ -114,6 +135,10 @@ def bench(name: str, args: argparse.Namespace, tmp: str) -> str:
                 seconds,
                 lambda n, i: store.put(PutRequest(key((n * 7919 + i) % keys), value)),
             )
+        elif name == "put-then":
+            rate = run_then(
+                threads, seconds, lambda i, then: store.put(PutRequest(key(i % keys), value), then)
+            )
         elif name == "get":
             rate = run(
                 threads, seconds, lambda n, i: store.range(RangeRequest(key((n * 7919 + i) % keys)))
@@ -140,7 +165,7 @@ def create(k: bytes, value: bytes) -> TxnRequest:
     return TxnRequest((Compare(EQUAL, CMP_MOD, k, 0),), (PutRequest(k, value),), ())
 
 
-OPERATIONS = ["put-fsync", "put", "get", "list", "create", "update", "fanout"]
+OPERATIONS = ["put-fsync", "put", "put-then", "get", "list", "create", "update", "fanout"]
 
 
 def main() -> None:

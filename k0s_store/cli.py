@@ -8,6 +8,7 @@ command line works unchanged.
 """
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -28,6 +29,10 @@ from k0s_store.snapshot import commands as snapshot_commands
 from k0s_store.transport.listeners import TLSFiles, parse_listen_urls
 
 log = logging.getLogger("k0s_store")
+
+# Allocations between young collections (Python's default is 700): a put at
+# 100 clients spent ~3% of its CPU collecting with the default.
+GC_YOUNG_THRESHOLD = 20_000
 
 DEFAULT_QUOTA_BYTES = 2 * 1024**3  # etcd's default backend quota
 UNLIMITED_QUOTA_BYTES = 1 << 62  # a negative --quota-backend-bytes disables the quota
@@ -238,6 +243,12 @@ def serve(args: argparse.Namespace) -> int:
     log.info(
         "ready to serve client requests (member %x, cluster %x)", store.member_id, store.cluster_id
     )
+    # What start-up made (modules, protobuf descriptors, tables) lives as long as
+    # the process: frozen, it is out of every collection requests trigger. Requests
+    # make little cyclic garbage, but each one in flight holds a few tracked objects
+    # that a young collection walks (and promotes) for nothing: collect less often.
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD)
     signum = stop_signals.wait()
     log.info("received a stop signal (%s), shutting down", signum.name)
     exit_unless_stopped_within(SHUTDOWN_LIMIT_SECONDS)

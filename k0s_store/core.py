@@ -23,14 +23,44 @@ PURE = os.environ.get("K0S_STORE_PURE", "") not in ("", "0")
 if PURE:
     import lmdb
 
-    from k0s_store.pure import codec, counters, crc, fanout, gate, lmdb_kv, revindex
+    from k0s_store.pure import (
+        codec,
+        counters,
+        crc,
+        fanout,
+        gate,
+        lmdb_kv,
+        revindex,
+        txn_codec,
+    )
 else:
     try:
-        from k0s_store._ext import codec, counters, crc, fanout, gate, lmdb, lmdb_kv, revindex
+        from k0s_store._ext import (
+            codec,
+            counters,
+            crc,
+            fanout,
+            gate,
+            lmdb,
+            lmdb_kv,
+            revindex,
+            txn_codec,
+        )
     except ImportError as exc:  # pragma: no cover - depends on the build
         raise ImportError(
             "k0s_store's compiled core is not built: run `pip install -e .` "
             "(or set K0S_STORE_PURE=1 to use the pure-Python twin)"
         ) from exc
 
-__all__ = ["PURE", "codec", "counters", "crc", "fanout", "gate", "lmdb", "lmdb_kv", "revindex"]
+__all__ = [
+    "PURE",
+    "codec",
+    "counters",
+    "crc",
+    "fanout",
+    "gate",
+    "lmdb",
+    "lmdb_kv",
+    "revindex",
+    "txn_codec",
+]

@@ -3,9 +3,18 @@
 The hot calls take the marshalled request and return the marshalled
 response: requests are decoded by the codec straight into the store's
 types and responses are assembled from the stored KeyValue bytes, so no
-protobuf object is built per key. Txn is parsed with the generated class
-(its shape is recursive) and answered as bytes.
+protobuf object is built per key. Txn is decoded by its own codec
+(txn_codec) into the store's types, protobuf parsing only what that codec
+leaves to it, and answered as bytes.
+
+Writes come in two forms over the same checks and encoding: `put(request)`
+returns the response once it is durable; `submit_put(request, caller,
+reply)` returns at once and a store thread calls `reply` when the group
+commit is durable (a transport that can send from any thread answers a
+whole batch without waking a thread per request).
 """
+
+from collections.abc import Callable
 
 from k0s_store import errors
 from k0s_store.api import validation
@@ -14,7 +23,7 @@ from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header, nested_header
 from k0s_store.api.settings import Settings
 from k0s_store.api.unmarshal_errors import malformed, parse
-from k0s_store.core import codec
+from k0s_store.core import codec, txn_codec
 from k0s_store.mvcc.types import (
     CMP_CREATE,
     CMP_LEASE,
@@ -28,6 +37,7 @@ from k0s_store.mvcc.types import (
     PutResult,
     RangeRequest,
     RangeResult,
+    Response,
     TxnRequest,
     TxnResult,
 )
@@ -48,6 +58,9 @@ _COMPARE_OPERAND = {
     CMP_VALUE: "value",
     CMP_LEASE: "lease",
 }
+
+# A write's answer, once durable: (response bytes, None) or (None, error).
+Reply = Callable[[bytes | None, BaseException | None], None]
 
 # ResponseOp / RequestOp oneof field numbers.
 OP_RANGE, OP_PUT, OP_DELETE_RANGE, OP_TXN = 1, 2, 3, 4
@@ -83,6 +96,17 @@ class KVService:
 
     def put(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Put: marshalled PutRequest in, marshalled PutResponse out."""
+        req = self._put_request(request, caller)
+        return self._put_response(self.store.put(req))
+
+    def submit_put(self, request: bytes, caller: Caller, reply: Reply) -> None:
+        """Put answered later: `reply(PutResponse bytes, None)` or `reply(None,
+        error)` once durable, from a store thread; errors of the request itself
+        (malformed, invalid, denied) are raised here."""
+        req = self._put_request(request, caller)
+        self.store.put(req, _encoding(reply, self._put_response))
+
+    def _put_request(self, request: bytes, caller: Caller) -> PutRequest:
         req = _decode(request, codec.decode_put_request, PutRequest, rpc_pb2.PutRequest)
         validation.check_put(req)
         checked = self.auth.applies(caller)
@@ -90,11 +114,22 @@ class KVService:
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_put(user, req)
-        resp = self.store.put(req)
+        return req
+
+    def _put_response(self, resp: Response) -> bytes:
         return codec.encode_put_response(self.header.encode(resp.revision), resp.result.prev_kv)
 
     def delete_range(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """DeleteRange: marshalled request in, marshalled DeleteRangeResponse out."""
+        req = self._delete_range_request(request, caller)
+        return self._delete_range_response(self.store.delete_range(req))
+
+    def submit_delete_range(self, request: bytes, caller: Caller, reply: Reply) -> None:
+        """DeleteRange answered later (as `submit_put`)."""
+        req = self._delete_range_request(request, caller)
+        self.store.delete_range(req, _encoding(reply, self._delete_range_response))
+
+    def _delete_range_request(self, request: bytes, caller: Caller) -> DeleteRangeRequest:
         req = _decode(
             request,
             codec.decode_delete_range_request,
@@ -107,7 +142,9 @@ class KVService:
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_delete_range(user, req)
-        resp = self.store.delete_range(req)
+        return req
+
+    def _delete_range_response(self, resp: Response) -> bytes:
         r = resp.result
         return codec.encode_delete_range_response(
             self.header.encode(resp.revision), r.deleted, r.prev_kvs
@@ -115,14 +152,25 @@ class KVService:
 
     def txn(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Txn: marshalled TxnRequest in, marshalled TxnResponse out."""
-        req = txn_from_message(parse(rpc_pb2.TxnRequest, request))
+        req = self._txn_request(request, caller)
+        return self._txn_response(req, self.store.txn(req))
+
+    def submit_txn(self, request: bytes, caller: Caller, reply: Reply) -> None:
+        """Txn answered later (as `submit_put`; a read-only one before this returns)."""
+        req = self._txn_request(request, caller)
+        self.store.txn(req, _encoding(reply, lambda resp: self._txn_response(req, resp)))
+
+    def _txn_request(self, request: bytes, caller: Caller) -> TxnRequest:
+        req = _decode_txn(request)
         validation.check_txn(req, self.settings.max_txn_ops)
         checked = self.auth.applies(caller)
         user = self.auth.user(caller) if checked else None
         self._check_raft_size(len(request))
         if checked:
             self.auth.require_txn(user, req)
-        resp = self.store.txn(req)
+        return req
+
+    def _txn_response(self, req: TxnRequest, resp: Response) -> bytes:
         result: TxnResult = resp.result
         begin = resp.revision - 1 if _txn_writes(req, result) else resp.revision
         responses = _encode_op_results(req, result, _WriteProgress(begin))
@@ -143,6 +191,23 @@ class KVService:
             raise errors.RequestTooLargeError()
 
 
+def _encoding(reply: Reply, encode: Callable[[Response], bytes]):
+    """The store's completion for `reply`: the response encoded, or the error."""
+
+    def then(response: Response | None, error: BaseException | None) -> None:
+        if error is not None:
+            reply(None, error)
+            return
+        try:
+            body = encode(response)
+        except Exception as exc:  # a bug: the caller gets it, as from a sync handler
+            reply(None, exc)
+            return
+        reply(body, None)
+
+    return then
+
+
 def _decode(request: bytes, decode, request_type, message_type):
     """`request` decoded by the codec into `request_type`; a malformed one gets
     the error etcd gives for `message_type`."""
@@ -150,6 +215,19 @@ def _decode(request: bytes, decode, request_type, message_type):
         return request_type(*decode(request))
     except ValueError as exc:
         raise malformed(message_type.DESCRIPTOR, request, exc) from exc
+
+
+_TXN_TYPES = (TxnRequest, Compare, RangeRequest, PutRequest, DeleteRangeRequest)
+
+
+def _decode_txn(request: bytes) -> TxnRequest:
+    """A marshalled TxnRequest in the store's types: decoded by the codec, or,
+    for what it leaves to protobuf (malformed, unusual), parsed by protobuf
+    (which gives the same request, or etcd's error)."""
+    try:
+        return txn_codec.decode_txn_request(request, _TXN_TYPES)
+    except (ValueError, OverflowError):
+        return txn_from_message(parse(rpc_pb2.TxnRequest, request))
 
 
 def txn_from_message(m: rpc_pb2.TxnRequest) -> TxnRequest:

@@ -68,6 +68,10 @@ class Method:
     request_type: type[Message] | None = None
     response_type: type[Message] | None = None
     wants_caller: bool = False
+    # Optional second form of a unary bytes handler: submit(request, caller, reply)
+    # returns at once and reply(response, error) comes later from any thread
+    # (the writer's, once durable). A transport may use either form.
+    submit: Callable | None = None
 
     @property
     def path(self) -> str:
@@ -106,9 +110,16 @@ def method_table(s: Services) -> dict[str, Method]:
     unary = Shape.UNARY
     methods = [
         Method(kv, "Range", unary, s.kv.range, wants_caller=True),
-        Method(kv, "Put", unary, s.kv.put, wants_caller=True),
-        Method(kv, "DeleteRange", unary, s.kv.delete_range, wants_caller=True),
-        Method(kv, "Txn", unary, s.kv.txn, wants_caller=True),
+        Method(kv, "Put", unary, s.kv.put, wants_caller=True, submit=s.kv.submit_put),
+        Method(
+            kv,
+            "DeleteRange",
+            unary,
+            s.kv.delete_range,
+            wants_caller=True,
+            submit=s.kv.submit_delete_range,
+        ),
+        Method(kv, "Txn", unary, s.kv.txn, wants_caller=True, submit=s.kv.submit_txn),
         Method(
             kv,
             "Compact",

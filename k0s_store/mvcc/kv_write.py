@@ -30,7 +30,15 @@ class WriteTxn(ReadView):
         after_commit: callbacks to run once the batch is durable.
     """
 
-    __slots__ = ("after_commit", "change_keys", "changes", "events", "file_size", "quota_bytes")
+    __slots__ = (
+        "_alarms",
+        "after_commit",
+        "change_keys",
+        "changes",
+        "events",
+        "file_size",
+        "quota_bytes",
+    )
 
     def __init__(
         self,
@@ -49,6 +57,7 @@ class WriteTxn(ReadView):
         self.after_commit: list[Callable[[], None]] = []
         self.quota_bytes = quota_bytes
         self.file_size = file_size
+        self._alarms: list[int] | None = None  # read once a batch (every put checks them)
 
     @property
     def read_rev(self) -> int:
@@ -63,14 +72,25 @@ class WriteTxn(ReadView):
             self.change_keys = []
         return self.rev
 
+    def alarms(self) -> list[int]:
+        """The raised alarm types, sorted (as this batch has left them)."""
+        if self._alarms is None:
+            self._alarms = meta.get_alarms(self.txn, self.dbs.meta)
+        return self._alarms
+
+    def set_alarms(self, alarms: list[int]) -> None:
+        """Replace the raised alarm types."""
+        meta.put_alarms(self.txn, self.dbs.meta, alarms)
+        self._alarms = sorted(set(alarms))
+
     def check_quota(self, cost: int) -> None:
         """etcd's quota check: raise NOSPACE (and keep it raised) when the
         data file plus `cost` would reach the quota, or the alarm is up."""
-        alarms = meta.get_alarms(self.txn, self.dbs.meta)
+        alarms = self.alarms()
         if ALARM_NOSPACE in alarms:
             raise NoSpaceError()
         if self.file_size + cost >= self.quota_bytes:
-            meta.put_alarms(self.txn, self.dbs.meta, [*alarms, ALARM_NOSPACE])
+            self.set_alarms([*alarms, ALARM_NOSPACE])
             raise NoSpaceError()
 
     def put(

@@ -1,7 +1,8 @@
 """The MVCC store: etcd 3.4's KV, lease, watch and maintenance semantics over LMDB.
 
 Threads: callers (any number) read directly from LMDB snapshots and queue
-writes; the writer applies queued writes in group commits (writer.py); the
+writes; the writer applies queued writes in group commits (writer.py) and
+its reply thread runs the completions of the writes queued with one; the
 compactor walks physical compactions; the watch syncer replays history to
 catching-up watchers; the lease thread revokes expired leases.
 
@@ -45,7 +46,7 @@ from k0s_store.mvcc.types import (
     TxnRequest,
 )
 from k0s_store.mvcc.watch_hub import Sink, Watcher, WatchHub
-from k0s_store.mvcc.writer import Writer
+from k0s_store.mvcc.writer import Then, Writer
 
 _MIN_MAP_SIZE = 8 * 1024**3
 _EVERY_KEY_COUNT = RangeRequest(b"\0", b"\0", count_only=True)
@@ -171,12 +172,32 @@ class Store:
             action()
         self._hub.publish(w.events, w.rev)
 
-    def _write(self, fn: Callable[[WriteTxn], object]) -> Response:
+    def _write(
+        self,
+        fn: Callable[[WriteTxn], object],
+        count: Callable[[Response], None],
+        then: Then | None,
+    ) -> Response | None:
+        """Run `fn` as one request of a batch: its Response (or, with `then`,
+        None at once and the outcome to `then` once durable). `count` records
+        a success in the stats."""
+
         def job(w: WriteTxn) -> Response:
             result = fn(w)
             return Response(w.end(), result)
 
-        return self._writer.call(job)
+        if then is None:
+            response = self._writer.call(job)
+            count(response)
+            return response
+
+        def done(response: Response | None, error: BaseException | None) -> None:
+            if error is None:
+                count(response)
+            then(response, error)
+
+        self._writer.submit(job, then=done)
+        return None
 
     # -- KV ----------------------------------------------------------------
 
@@ -191,27 +212,37 @@ class Store:
         self.stats.range()  # counted even when it fails (future, compacted), as in etcd
         return self._read(lambda view: view.range(req))
 
-    def put(self, req: PutRequest) -> Response:
-        """etcd's Put; result PutResult."""
-        response = self._write(lambda w: apply.put(w, req))
-        self.stats.put(req)
-        return response
+    def put(self, req: PutRequest, then: Then | None = None) -> Response | None:
+        """etcd's Put; result PutResult.
 
-    def delete_range(self, req: DeleteRangeRequest) -> Response:
-        """etcd's DeleteRange; result DeleteRangeResult."""
-        response = self._write(lambda w: apply.delete_range(w, req))
-        self.stats.delete_range(req)
-        return response
+        Writes return their Response once it is durable or, given `then`, None
+        at once: `then(response, None)` or `then(None, error)` runs on the
+        store's reply thread once the batch is durable, so one thread answers a
+        whole group commit. An error found before queueing is raised either way.
+        """
+        return self._write(lambda w: apply.put(w, req), lambda _: self.stats.put(req), then)
 
-    def txn(self, req: TxnRequest) -> Response:
-        """etcd's Txn; result TxnResult. Read-only txns never queue behind writes."""
-        read_only = apply.is_read_only(req)
-        if read_only:
+    def delete_range(self, req: DeleteRangeRequest, then: Then | None = None) -> Response | None:
+        """etcd's DeleteRange; result DeleteRangeResult (`then`: as for put)."""
+        return self._write(
+            lambda w: apply.delete_range(w, req), lambda _: self.stats.delete_range(req), then
+        )
+
+    def txn(self, req: TxnRequest, then: Then | None = None) -> Response | None:
+        """etcd's Txn; result TxnResult (`then`: as for put). Read-only txns never
+        queue behind writes: they are answered before this returns."""
+        if apply.is_read_only(req):
             response = self._read(lambda view: apply.txn(view, req))
-        else:
-            response = self._write(lambda w: apply.txn(w, req))
-        self.stats.txn(req, response.result, wrote=not read_only)
-        return response
+            self.stats.txn(req, response.result, wrote=False)
+            if then is None:
+                return response
+            then(response, None)
+            return None
+        return self._write(
+            lambda w: apply.txn(w, req),
+            lambda response: self.stats.txn(req, response.result, wrote=True),
+            then,
+        )
 
     def compact(self, revision: int, physical: bool = False) -> int:
         """Compact history up to `revision`; returns the header revision.
@@ -345,8 +376,7 @@ class Store:
         """Clear the NOSPACE alarm (writes that add data are accepted again)."""
 
         def disarm(w: WriteTxn) -> None:
-            alarms = meta.get_alarms(w.txn, w.dbs.meta)
-            meta.put_alarms(w.txn, w.dbs.meta, [a for a in alarms if a != ALARM_NOSPACE])
+            w.set_alarms([a for a in w.alarms() if a != ALARM_NOSPACE])
 
         self._writer.call(disarm)
 

@@ -1,9 +1,12 @@
 """Group commit: one thread applies every queued write in one LMDB transaction.
 
-Callers queue a job (a function of the batch's `WriteTxn`) and wait. The
-writer takes everything queued, applies each job in turn (each gets its own
-main revision if it changes something), commits once (one fsync), then
-publishes and wakes the callers. A job that raises an `EtcdError` before
+Callers queue a job (a function of the batch's `WriteTxn`) and wait, or
+give a completion (`then`) and go on. The writer takes everything queued,
+applies each job in turn (each gets its own main revision if it changes
+something), commits once (one fsync), then publishes and answers every
+caller of the batch: it wakes the waiting ones, and one more thread runs
+the batch's completions while the writer goes on with the next batch, so
+a batch of N writes costs no N thread switches. A job that raises an `EtcdError` before
 changing anything fails alone. Anything else (a bug, a partial change)
 aborts the batch, which is then re-run one job per transaction so that only
 the culprit fails. A full map is grown and the batch retried.
@@ -12,6 +15,7 @@ Exclusive jobs (defragmentation) run between batches, with no write
 transaction open.
 """
 
+import logging
 import threading
 import time
 from collections import deque
@@ -24,24 +28,40 @@ from k0s_store.counters import Histogram
 from k0s_store.errors import EtcdError, StoppedError
 from k0s_store.mvcc.kv_write import WriteTxn
 
+log = logging.getLogger("k0s_store.writer")
+
+# A job's completion: (result, None) or (None, error), on the reply thread.
+Then = Callable[[Any, BaseException | None], None]
+
 
 class Job:
-    """A queued write; `wait()` (by one thread) returns its result or raises its error."""
+    """A queued write. Its outcome goes to `then(result, error)` when one was given
+    (called by the reply thread once the batch is durable); otherwise `wait()`
+    (by one thread) returns its result or raises its error."""
 
-    __slots__ = ("_pending", "error", "exclusive", "fn", "result")
+    __slots__ = ("_pending", "error", "exclusive", "fn", "result", "then")
 
-    def __init__(self, fn: Callable, exclusive: bool) -> None:
+    def __init__(self, fn: Callable, exclusive: bool, then: Then | None = None) -> None:
         self.fn = fn
         self.exclusive = exclusive
+        self.then = then
         self.result: Any = None
         self.error: BaseException | None = None
         # Held until the job is done: a bare lock is several times cheaper to
         # make, release and wait on than a threading.Event.
-        self._pending = threading.Lock()
-        self._pending.acquire()
+        self._pending = None
+        if then is None:
+            self._pending = threading.Lock()
+            self._pending.acquire()
 
     def finish(self) -> None:
-        self._pending.release()
+        if self.then is None:
+            self._pending.release()
+            return
+        try:
+            self.then(self.result, self.error)
+        except Exception:  # the caller's bug must not stop the writer
+            log.exception("a write's completion failed")
 
     def wait(self, timeout: float = -1) -> Any:
         """The job's result (or its error raised); TimeoutError after `timeout` seconds."""
@@ -50,6 +70,42 @@ class Job:
         if self.error is not None:
             raise self.error
         return self.result
+
+
+class _Completions:
+    """The thread running the completions (`then`) of committed jobs, batch by
+    batch in commit order: the writer goes on to its next batch (and fsync)
+    while this one answers the last batch's callers."""
+
+    def __init__(self) -> None:
+        self._batches: deque[list[Job]] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="k0s-store-replies", daemon=True)
+        self._thread.start()
+
+    def add(self, jobs: list[Job]) -> None:
+        with self._cond:
+            self._batches.append(jobs)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Run what is queued, then stop the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._batches and not self._stopping:
+                    self._cond.wait()
+                if not self._batches:
+                    return
+                jobs = self._batches.popleft()
+            for job in jobs:
+                job.finish()
 
 
 class Writer:
@@ -80,19 +136,24 @@ class Writer:
         self._queue: deque[Job] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._stopping = False
+        self._completions = _Completions()
         self._thread = threading.Thread(target=self._run, name="k0s-store-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Job:
-        """Queue a job; exclusive jobs get fn() with no transaction open."""
-        job = Job(fn, exclusive)
+    def submit(
+        self, fn: Callable[[WriteTxn], Any], exclusive: bool = False, then: Then | None = None
+    ) -> Job:
+        """Queue a job; exclusive jobs get fn() with no transaction open. With
+        `then`, its outcome goes there (from this call if the writer is stopped)."""
+        job = Job(fn, exclusive, then)
         with self._cond:
-            if self._stopping:
-                job.error = StoppedError()
-                job.finish()
-                return job
-            self._queue.append(job)
-            self._cond.notify()
+            stopped = self._stopping
+            if not stopped:
+                self._queue.append(job)
+                self._cond.notify()
+        if stopped:
+            job.error = StoppedError()
+            job.finish()
         return job
 
     def call(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Any:
@@ -120,6 +181,7 @@ class Writer:
             self._cond.notify()
         if self._thread is not threading.current_thread():
             self._thread.join()
+            self._completions.stop()
 
     def _take(self) -> list[Job]:
         with self._cond:
@@ -144,8 +206,14 @@ class Writer:
                 self._run_exclusive(jobs[0])
             else:
                 self._run_batch(jobs)
+            later = []
             for job in jobs:
-                job.finish()
+                if job.then is None:
+                    job.finish()
+                else:
+                    later.append(job)
+            if later:
+                self._completions.add(later)
 
     def _run_exclusive(self, job: Job) -> None:
         try:

@@ -79,6 +79,11 @@ STREAMS_END_WAIT_S = 0.5  # at shutdown, for ended streams to reach their client
 DEADLINE_EXCEEDED = status_code("DEADLINE_EXCEEDED")
 DEADLINE_EXCEEDED_TEXT = "context deadline exceeded"  # grpc-go's, from Go's context
 
+
+class _DeadlineExceeded(Exception):
+    """A call's grpc-timeout passed before it was run."""
+
+
 _SHAPES = {
     Shape.UNARY: h2server.UNARY,
     Shape.SERVER_STREAM: h2server.SERVER_STREAM,
@@ -271,6 +276,9 @@ class _Dispatcher:
             if method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
                 caller = Caller(token=token, cert_cn=cert_cn)
                 deadline = deadline_us / 1e6 if deadline_us >= 0 else None
+                if method.submit is not None:
+                    self._submit(key, method, self.stats[index], data, caller, deadline)
+                    return
                 self._unary(key, method, self.stats[index], data, caller, deadline)
                 return
         # A streaming call: its first event to reach a worker (not always OPEN)
@@ -357,6 +365,47 @@ class _Dispatcher:
             with self.lock:
                 self.in_flight -= 1
                 self.idle_changed.notify_all()
+
+    def _submit(
+        self,
+        key,
+        method: Method,
+        stats: MethodStats,
+        data: bytes,
+        caller: Caller,
+        deadline: float | None,
+    ) -> None:
+        """A unary call answered later through `method.submit` (a write: by the
+        store's reply thread once its group commit is durable), so no worker waits
+        on it. Past its deadline before it starts, it is not run (as `_unary`)."""
+        with self.lock:
+            self.in_flight += 1
+        started = stats.started()
+
+        def reply(response: bytes | None, error: BaseException | None) -> None:
+            code, text = OK, ""
+            if error is None:
+                self._send(key, response, end=True)
+            elif isinstance(error, EtcdError):
+                code, text = status_code(error.code), error.message
+            elif isinstance(error, _DeadlineExceeded):
+                code, text = DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_TEXT
+            else:  # a bug: the client gets grpc's UNKNOWN, the log the trace
+                log.error("%s failed", method.path, exc_info=error)
+                code, text = UNKNOWN, f"Exception calling application: {error}"
+            if code != OK:
+                self._end(key, code, text)
+            stats.finished(code, started, data, response, text)
+            with self.lock:
+                self.in_flight -= 1
+                self.idle_changed.notify_all()
+
+        try:
+            if _expired(deadline):
+                raise _DeadlineExceeded()
+            method.submit(data, caller, reply)
+        except Exception as e:
+            reply(None, e)
 
     @staticmethod
     def _invoke(method: Method, request, caller: Caller):

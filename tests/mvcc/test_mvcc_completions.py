@@ -1,0 +1,120 @@
+"""Writes answered through a completion (`then`): once per write, after the
+commit, from the store's threads, a group commit answering all its callers."""
+
+import threading
+
+import pytest
+from conftest import kv
+
+from k0s_store.errors import KeyNotFoundError, StoppedError
+from k0s_store.mvcc.types import (
+    CMP_MOD,
+    EQUAL,
+    Compare,
+    DeleteRangeRequest,
+    PutRequest,
+    RangeRequest,
+    TxnRequest,
+)
+
+
+class Outcomes:
+    """Collects (response, error, thread) per completion; `wait(n)` for n of them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, response, error) -> None:
+        with self.changed:
+            self.items.append((response, error, threading.current_thread()))
+            self.changed.notify_all()
+
+    def wait(self, count: int) -> list[tuple]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.items) >= count, timeout=30)
+            return list(self.items)
+
+
+def test_put_completion_gets_the_committed_response(store):
+    done = Outcomes()
+    assert store.put(PutRequest(b"k", b"v", prev_kv=True), then=done) is None
+    [(response, error, thread)] = done.wait(1)
+    assert error is None and response.revision == 2 and response.result.prev_kv is None
+    assert thread is not threading.current_thread()
+    assert store.revision == 2  # published before the caller hears of it
+    assert kv(store.range(RangeRequest(b"k")).result.kvs[0])[4] == b"v"
+    assert store.stats.puts.value == 1
+
+
+def test_failed_write_goes_to_its_completion_alone(store):
+    done = Outcomes()
+    store.put(PutRequest(b"missing", b"", ignore_value=True), then=done)
+    store.put(PutRequest(b"a", b"1"), then=done)
+    outcomes = done.wait(2)
+    errors = [e for _, e, _ in outcomes if e is not None]
+    assert len(errors) == 1 and isinstance(errors[0], KeyNotFoundError)
+    assert [r.revision for r, e, _ in outcomes if e is None] == [2]
+    assert store.stats.puts.value == 1  # a failed put is not counted
+
+
+def test_delete_and_txn_completions(store):
+    store.put(PutRequest(b"a", b"1"))
+    done = Outcomes()
+    store.delete_range(DeleteRangeRequest(b"a", prev_kv=True), then=done)
+    [(response, error, _)] = done.wait(1)
+    assert error is None and response.result.deleted == 1 and response.revision == 3
+    write = TxnRequest(
+        compare=(Compare(EQUAL, CMP_MOD, b"a", 0),),
+        success=(PutRequest(b"a", b"2"),),
+    )
+    store.txn(write, then=done)
+    response, error, _ = done.wait(2)[1]
+    assert error is None and response.result.succeeded and response.revision == 4
+
+
+def test_read_only_txn_is_answered_before_submit_returns(store):
+    done = Outcomes()
+    read = TxnRequest(success=(RangeRequest(b"a"),))
+    assert store.txn(read, then=done) is None
+    [(response, error, thread)] = done.items
+    assert error is None and response.revision == 1 and thread is threading.current_thread()
+
+
+def test_concurrent_writes_share_commits(store):
+    """Writes queued while the writer commits go into the next commit together."""
+    done = Outcomes()
+    count = 300
+    for i in range(count):
+        store.put(PutRequest(b"k%03d" % i, b"v"), then=done)
+    outcomes = done.wait(count)
+    assert sorted(r.revision for r, _, _ in outcomes) == list(range(2, 2 + count))
+    commits = sum(store.stats.commit_seconds.counts)
+    assert commits < count // 2, commits
+
+
+def test_a_raising_completion_does_not_stop_the_writer(store):
+    def broken(response, error):
+        raise RuntimeError("caller bug")
+
+    store.put(PutRequest(b"a", b"1"), then=broken)
+    assert store.put(PutRequest(b"b", b"2")).revision == 3
+
+
+def test_completion_after_close_gets_stopped(open_store):
+    store = open_store()
+    store.close()
+    done = Outcomes()
+    store.put(PutRequest(b"a", b"1"), then=done)
+    [(response, error, _)] = done.wait(1)
+    assert response is None and isinstance(error, StoppedError)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_queued_completions_run_before_close_returns(open_store, durable):
+    store = open_store(fsync=durable)
+    done = Outcomes()
+    for i in range(50):
+        store.put(PutRequest(b"k%d" % i, b"v"), then=done)
+    store.close()
+    assert len(done.items) == 50 and all(e is None for _, e, _ in done.items)
