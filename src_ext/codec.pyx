@@ -167,19 +167,9 @@ cdef inline uint8_t* bytes_ptr(bytes b) noexcept:
 cdef int skip_field(const uint8_t** pp, const uint8_t* end, int wire) except -1:
     """Advance pp[0] past the value of a field of the given wire type."""
     cdef uint64_t ignored
-    cdef Span span
     cdef Py_ssize_t depth
     cdef int inner
-    cdef Py_ssize_t width
-    if wire == VARINT:
-        return read_varint(pp, end, &ignored)
-    if wire == LEN:
-        return read_len(pp, end, &span)
-    if wire == FIXED64 or wire == FIXED32:
-        width = 8 if wire == FIXED64 else 4
-        if end - pp[0] < width:
-            raise ValueError("truncated fixed-width field")
-        pp[0] += width
+    if skip_value(pp, end, wire):
         return 0
     if wire == START_GROUP:
         depth = 1

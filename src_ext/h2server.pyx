@@ -52,6 +52,18 @@ EACH_MESSAGE = SHAPE_EACH_MESSAGE
 SESSION = SHAPE_SESSION
 
 
+cdef Reply *new_reply(int kind, int fd, uint32_t gen, int32_t sid) except NULL:
+    """A zeroed Reply of `kind` for the call (fd, gen, sid); MemoryError if none."""
+    cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
+    if r == NULL:
+        raise MemoryError()
+    r.kind = kind
+    r.fd = fd
+    r.gen = gen
+    r.sid = sid
+    return r
+
+
 cdef class NativeServer:
     """The loop and its queues.
 
@@ -127,12 +139,8 @@ cdef class NativeServer:
 
     def set_tls(self, int index, TLSContext tls) -> None:
         """New connections on listener `index` use `tls` from now on."""
-        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
-        if r == NULL:
-            raise MemoryError()
+        cdef Reply *r = new_reply(R_SET_TLS, 0, 0, index)
         SSL_CTX_up_ref(tls.ctx)
-        r.kind = R_SET_TLS
-        r.sid = index
         r.ctx = tls.ctx
         self._contexts[index] = tls
         replies_push(self.loop, r)
@@ -177,15 +185,9 @@ cdef class NativeServer:
 
         `grpc_message` must already be percent-encoded.
         """
-        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
+        cdef Reply *r = new_reply(R_MESSAGE, fd, gen, sid)
         cdef size_t n
         cdef uint32_t length
-        if r == NULL:
-            raise MemoryError()
-        r.kind = R_MESSAGE
-        r.fd = fd
-        r.gen = gen
-        r.sid = sid
         r.end = end
         r.status = status
         if message is not None:
@@ -226,13 +228,7 @@ cdef class NativeServer:
                 name.lower().encode("latin-1") + b"\0" + value.encode("latin-1") + b"\0"
                 for name, value in headers
             )
-        r = <Reply *>calloc(1, sizeof(Reply))
-        if r == NULL:
-            raise MemoryError()
-        r.kind = R_HTTP
-        r.fd = fd
-        r.gen = gen
-        r.sid = sid
+        r = new_reply(R_HTTP, fd, gen, sid)
         r.status = status
         r.data = dup_bytes(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         r.len = PyBytes_GET_SIZE(data)
@@ -243,13 +239,7 @@ cdef class NativeServer:
     def request_drain(self, int fd, uint32_t gen, int32_t sid) -> None:
         """Ask for a DRAINED event once the call has little left to send (at most
         DRAIN_LOW_WATER bytes queued): the sender's write back-pressure."""
-        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
-        if r == NULL:
-            raise MemoryError()
-        r.kind = R_DRAIN
-        r.fd = fd
-        r.gen = gen
-        r.sid = sid
+        cdef Reply *r = new_reply(R_DRAIN, fd, gen, sid)
         replies_push(self.loop, r)
 
     def wake(self, int fd, uint32_t gen, int32_t sid) -> None:
@@ -258,10 +248,7 @@ cdef class NativeServer:
         push_call_event(self.loop, EV_WAKE, fd, gen, sid)
 
     def _command(self, int kind) -> None:
-        cdef Reply *r = <Reply *>calloc(1, sizeof(Reply))
-        if r == NULL:
-            raise MemoryError()
-        r.kind = kind
+        cdef Reply *r = new_reply(kind, 0, 0, 0)
         replies_push(self.loop, r)
 
     def goaway(self) -> None:

@@ -53,9 +53,6 @@ cdef int read_field(const uint8_t** pp, const uint8_t* end, uint8_t kind, int wi
                     uint64_t* value, Span* span) except -1:
     """One field's value into value/span (SKIP: passed over); a wire type
     other than the field's own raises ValueError."""
-    cdef uint64_t ignored
-    cdef Span skipped
-    cdef Py_ssize_t width
     if kind == BYTES:
         if wire != LEN:
             raise ValueError(f"wire type {wire} for a bytes field")
@@ -64,15 +61,7 @@ cdef int read_field(const uint8_t** pp, const uint8_t* end, uint8_t kind, int wi
         if wire != VARINT:
             raise ValueError(f"wire type {wire} for a varint field")
         return read_varint(pp, end, value)
-    if wire == VARINT:
-        return read_varint(pp, end, &ignored)
-    if wire == LEN:
-        return read_len(pp, end, &skipped)
-    if wire == FIXED64 or wire == FIXED32:
-        width = 8 if wire == FIXED64 else 4
-        if end - pp[0] < width:
-            raise ValueError("truncated fixed-width field")
-        pp[0] += width
+    if skip_value(pp, end, wire):
         return 0
     raise ValueError(f"wire type {wire} is left to protobuf")
 

@@ -68,3 +68,24 @@ cdef inline int read_len(const uint8_t** pp, const uint8_t* end, Span* out) exce
     out.size = <Py_ssize_t>n
     pp[0] += n
     return 0
+
+
+cdef inline int skip_value(const uint8_t** pp, const uint8_t* end, int wire) except -1:
+    """Pass over a varint, length-delimited or fixed-width value: 1; 0 (nothing
+    read) for any other wire type (groups, bad types), left to the caller."""
+    cdef uint64_t ignored
+    cdef Span span
+    cdef Py_ssize_t width
+    if wire == VARINT:
+        read_varint(pp, end, &ignored)
+        return 1
+    if wire == LEN:
+        read_len(pp, end, &span)
+        return 1
+    if wire == FIXED64 or wire == FIXED32:
+        width = 8 if wire == FIXED64 else 4
+        if end - pp[0] < width:
+            raise ValueError("truncated fixed-width field")
+        pp[0] += width
+        return 1
+    return 0
