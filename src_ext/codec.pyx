@@ -166,17 +166,20 @@ cdef inline uint8_t* bytes_ptr(bytes b) noexcept:
 
 cdef int skip_field(const uint8_t** pp, const uint8_t* end, int wire) except -1:
     """Advance pp[0] past the value of a field of the given wire type."""
-    cdef uint64_t ignored
+    cdef uint64_t key
     cdef Py_ssize_t depth
     cdef int inner
     if skip_value(pp, end, wire):
         return 0
     if wire == START_GROUP:
+        # Tags inside a group are not checked (no field number 0 refused), as
+        # gogoproto's skip does: etcd accepts what it skips.
         depth = 1
         while depth:
             if pp[0] >= end:
                 raise ValueError("unterminated group")
-            read_tag(pp, end, &ignored, &inner)
+            read_varint(pp, end, &key)
+            inner = key & 7
             if inner == START_GROUP:
                 depth += 1
             elif inner == END_GROUP:

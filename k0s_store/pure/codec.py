@@ -197,11 +197,14 @@ def _skip(b: bytes, pos: int, end: int, wire: int) -> int:
             raise ValueError("truncated fixed-width field")
         return pos
     if wire == _START_GROUP:
+        # Tags inside a group are not checked (no field number 0 refused), as
+        # gogoproto's skip does: etcd accepts what it skips.
         depth = 1
         while depth:
             if pos >= end:
                 raise ValueError("unterminated group")
-            _, inner, pos = _read_tag(b, pos, end)
+            key, pos = _read_varint(b, pos, end)
+            inner = key & 7
             if inner == _START_GROUP:
                 depth += 1
             elif inner == _END_GROUP:
