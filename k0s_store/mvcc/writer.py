@@ -4,9 +4,16 @@ Callers queue a job (a function of the batch's `WriteTxn`) and wait, or
 give a completion (`then`) and go on. The writer takes everything queued,
 applies each job in turn (each gets its own main revision if it changes
 something), commits once (one fsync), then publishes and answers every
-caller of the batch: it wakes the waiting ones, and one more thread runs
-the batch's completions while the writer goes on with the next batch, so
-a batch of N writes costs no N thread switches. A job that raises an `EtcdError` before
+caller of the batch: it wakes the waiting ones and runs the completions,
+or, when more jobs are already queued, leaves the completions to one more
+thread and goes on with the next batch, so a batch of N writes costs no N
+thread switches.
+
+When the writer is idle (nothing queued, no batch running), a caller that
+waits for its job or gave a completion runs its job itself, as a batch of
+one: a lone write then costs no thread switch at all. Jobs that arrive
+meanwhile queue for the writer thread as usual, so group commit is
+unchanged under load. A job that raises an `EtcdError` before
 changing anything fails alone. Anything else (a bug, a partial change)
 aborts the batch, which is then re-run one job per transaction so that only
 the culprit fails. A full map is grown and the batch retried.
@@ -132,7 +139,11 @@ class Writer:
         self._before_commit = before_commit
         self._after_commit = after_commit
         self._commit_seconds = commit_seconds
-        self.jobs_run = 0  # every job taken, failed ones included (written by this thread only)
+        # Lock order: _cond, then nothing. `_busy`: a batch is running (on the
+        # writer thread or in a caller, see `_enqueue`); whoever set it alone
+        # writes jobs_run and the store's in-memory state until `_release`.
+        self._busy = False
+        self.jobs_run = 0  # every job taken, failed ones included
         self._queue: deque[Job] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._stopping = False
@@ -144,21 +155,42 @@ class Writer:
         self, fn: Callable[[WriteTxn], Any], exclusive: bool = False, then: Then | None = None
     ) -> Job:
         """Queue a job; exclusive jobs get fn() with no transaction open. With
-        `then`, its outcome goes there (from this call if the writer is stopped)."""
-        job = Job(fn, exclusive, then)
-        with self._cond:
-            stopped = self._stopping
-            if not stopped:
-                self._queue.append(job)
-                self._cond.notify()
-        if stopped:
-            job.error = StoppedError()
-            job.finish()
-        return job
+        `then`, its outcome goes there: from this call if the writer is stopped
+        or was idle (the job then ran here), else from a store thread."""
+        return self._enqueue(Job(fn, exclusive, then), run_here=then is not None)
 
     def call(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Any:
-        """Queue a job and wait for its result."""
-        return self.submit(fn, exclusive).wait()
+        """Run a job (here if the writer is idle) and wait for its result."""
+        return self._enqueue(Job(fn, exclusive), run_here=True).wait()
+
+    def _enqueue(self, job: Job, run_here: bool) -> Job:
+        with self._cond:
+            stopped = self._stopping
+            run_here = run_here and not (stopped or job.exclusive or self._busy or self._queue)
+            if run_here:
+                self._busy = True
+            elif not stopped:
+                self._queue.append(job)
+                self._cond.notify_all()
+        if stopped:
+            job.error = StoppedError()
+        elif run_here:
+            self.jobs_run += 1
+            try:
+                self._run_batch([job])
+            finally:
+                self._release()
+        else:
+            return job
+        job.finish()
+        return job
+
+    def _release(self) -> None:
+        """End a batch: the writer thread (or stop) may go on."""
+        with self._cond:
+            self._busy = False
+            if self._queue or self._stopping:
+                self._cond.notify_all()
 
     def queued(self) -> int:
         """Jobs waiting for the writer."""
@@ -175,18 +207,24 @@ class Writer:
         return True
 
     def stop(self) -> None:
-        """Finish the queued jobs, then stop the thread."""
+        """Finish the queued jobs (and a batch run by a caller), then stop the thread."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join()
+            with self._cond:
+                self._cond.wait_for(lambda: not self._busy)
             self._completions.stop()
 
     def _take(self) -> list[Job]:
+        """The next batch (marking the writer busy), or [] once stopping and drained."""
         with self._cond:
-            while not self._queue and not self._stopping:
+            while self._busy or not self._queue:
+                if self._stopping and not self._queue:
+                    return []
                 self._cond.wait()
+            self._busy = True
             jobs: list[Job] = []
             while self._queue:
                 if self._queue[0].exclusive:
@@ -202,10 +240,17 @@ class Writer:
             if not jobs:
                 return
             self.jobs_run += len(jobs)
-            if jobs[0].exclusive:
-                self._run_exclusive(jobs[0])
-            else:
-                self._run_batch(jobs)
+            try:
+                if jobs[0].exclusive:
+                    self._run_exclusive(jobs[0])
+                else:
+                    self._run_batch(jobs)
+            finally:
+                self._release()
+            if not self._queue:  # no next batch to start: answer everyone from here
+                for job in jobs:
+                    job.finish()
+                continue
             later = []
             for job in jobs:
                 if job.then is None:
