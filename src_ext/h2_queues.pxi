@@ -40,20 +40,38 @@ cdef void events_push(Loop *loop, Event *ev) noexcept nogil:
     pthread_mutex_unlock(&q.lock)
 
 
-cdef Event *events_pop(Loop *loop) noexcept nogil:
-    """The next event, blocking; NULL once the queue is closed and empty."""
+cdef inline bint event_is_quick(Loop *loop, Event *ev) noexcept nogil:
+    """True if handling the event never blocks its worker: a streaming call's
+    step (queued to the call) or a request of a method marked quick."""
+    if ev.kind == EV_REQUEST:
+        return ev.method >= 0 and loop.quick[ev.method]
+    return ev.kind != EV_HTTP and ev.kind != EV_UNKNOWN
+
+
+cdef Event *events_pop(Loop *loop, int limit) noexcept nogil:
+    """Up to `limit` events as a list (linked by `next`), blocking for the
+    first; NULL once the queue is closed and empty. Only a run of quick
+    events is taken together (one that may block goes alone), so no event
+    waits behind a blocked one in a worker's hands."""
     cdef EventQueue *q = &loop.events
-    cdef Event *ev
+    cdef Event *first
+    cdef Event *last
+    cdef int n = 1
     pthread_mutex_lock(&q.lock)
     while q.head == NULL and not q.closed:
         pthread_cond_wait(&q.ready, &q.lock)
-    ev = q.head
-    if ev != NULL:
-        q.head = ev.next
+    first = last = q.head
+    if first != NULL:
+        while (n < limit and last.next != NULL and event_is_quick(loop, last)
+               and event_is_quick(loop, last.next)):
+            last = last.next
+            n += 1
+        q.head = last.next
+        last.next = NULL
         if q.head == NULL:
             q.tail = NULL
     pthread_mutex_unlock(&q.lock)
-    return ev
+    return first
 
 
 cdef void events_close(Loop *loop) noexcept nogil:

@@ -170,6 +170,7 @@ cdef struct Loop:
     char **paths
     size_t *pathlens
     int *shapes
+    int *quick             # by method: its requests never block a worker (see events_pop)
     int nmethods
     uint32_t max_recv
     EventQueue events

@@ -359,6 +359,11 @@ class Store:
         """The backend quota: writes that add data fail with NOSPACE past it."""
         return self._quota_bytes
 
+    def writes_held(self) -> contextlib.AbstractContextManager:
+        """Within the block, writes this thread submits with `then` wait for its
+        end and then commit together, in this thread when the writer is idle."""
+        return self._writer.held()
+
     def writer_jobs(self) -> tuple[int, int]:
         """(write jobs taken by the writer so far, jobs waiting): etcd's proposals."""
         return self._writer.jobs_run, self._writer.queued()

@@ -10,10 +10,11 @@ thread and goes on with the next batch, so a batch of N writes costs no N
 thread switches.
 
 When the writer is idle (nothing queued, no batch running), a caller that
-waits for its job or gave a completion runs its job itself, as a batch of
-one: a lone write then costs no thread switch at all. Jobs that arrive
-meanwhile queue for the writer thread as usual, so group commit is
-unchanged under load. A job that raises an `EtcdError` before
+waits for its job (`call`) runs it itself, as a batch of one, and a caller
+that submits a run of writes inside `held()` commits them together at its
+end, itself: no thread switch either way. Jobs that arrive meanwhile queue
+for the writer thread as usual, so group commit is unchanged under load.
+A job that raises an `EtcdError` before
 changing anything fails alone. Anything else (a bug, a partial change)
 aborts the batch, which is then re-run one job per transaction so that only
 the culprit fails. A full map is grown and the batch retried.
@@ -22,11 +23,12 @@ Exclusive jobs (defragmentation) run between batches, with no write
 transaction open.
 """
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from k0s_store.backend import Backend
@@ -147,6 +149,7 @@ class Writer:
         self._queue: deque[Job] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._stopping = False
+        self._held = threading.local()  # "on": this thread is inside held()
         self._completions = _Completions()
         self._thread = threading.Thread(target=self._run, name="k0s-store-writer", daemon=True)
         self._thread.start()
@@ -155,35 +158,77 @@ class Writer:
         self, fn: Callable[[WriteTxn], Any], exclusive: bool = False, then: Then | None = None
     ) -> Job:
         """Queue a job; exclusive jobs get fn() with no transaction open. With
-        `then`, its outcome goes there: from this call if the writer is stopped
-        or was idle (the job then ran here), else from a store thread."""
-        return self._enqueue(Job(fn, exclusive, then), run_here=then is not None)
-
-    def call(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Any:
-        """Run a job (here if the writer is idle) and wait for its result."""
-        return self._enqueue(Job(fn, exclusive), run_here=True).wait()
-
-    def _enqueue(self, job: Job, run_here: bool) -> Job:
+        `then`, its outcome goes there: from a store thread, or from this call if
+        the writer is stopped. Inside `held()`, the job waits for its end."""
+        job = Job(fn, exclusive, then)
+        held = not exclusive and self._held.__dict__.get("on", False)
         with self._cond:
             stopped = self._stopping
-            run_here = run_here and not (stopped or job.exclusive or self._busy or self._queue)
-            if run_here:
+            if not stopped:
+                self._queue.append(job)
+                if not held:
+                    self._cond.notify_all()
+        if stopped:
+            job.error = StoppedError()
+            job.finish()
+        return job
+
+    def call(self, fn: Callable[[WriteTxn], Any], exclusive: bool = False) -> Any:
+        """Run a job and wait for its result: here, as a batch of its own, when
+        the writer is idle (no thread switch), else through the queue."""
+        job = Job(fn, exclusive)
+        with self._cond:
+            stopped = self._stopping
+            here = not (stopped or exclusive or self._busy or self._queue)
+            if here:
                 self._busy = True
             elif not stopped:
                 self._queue.append(job)
                 self._cond.notify_all()
         if stopped:
             job.error = StoppedError()
-        elif run_here:
-            self.jobs_run += 1
-            try:
-                self._run_batch([job])
-            finally:
-                self._release()
-        else:
-            return job
-        job.finish()
-        return job
+            job.finish()
+        elif here:
+            self._run_here([job])
+        return job.wait()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the jobs this thread submits until the block ends, then commit
+        them together: here when the writer is idle (no thread switch; their
+        completions run here), else on the writer thread. For a caller that
+        submits a run of writes (a transport worker's turn)."""
+        local = self._held.__dict__
+        local["on"] = True
+        try:
+            yield
+        finally:
+            local["on"] = False
+            with self._cond:
+                jobs = [] if self._busy else self._next_batch()
+                if jobs:
+                    self._busy = True
+                elif self._queue:
+                    self._cond.notify_all()
+            if jobs:
+                self._run_here(jobs)
+
+    def _run_here(self, jobs: list[Job]) -> None:
+        """Run a batch in the calling thread and answer its callers from here."""
+        self._execute(jobs)
+        for job in jobs:
+            job.finish()
+
+    def _execute(self, jobs: list[Job]) -> None:
+        """Run a batch taken by this thread (which marked the writer busy)."""
+        self.jobs_run += len(jobs)
+        try:
+            if jobs[0].exclusive:
+                self._run_exclusive(jobs[0])
+            else:
+                self._run_batch(jobs)
+        finally:
+            self._release()
 
     def _release(self) -> None:
         """End a batch: the writer thread (or stop) may go on."""
@@ -225,28 +270,25 @@ class Writer:
                     return []
                 self._cond.wait()
             self._busy = True
-            jobs: list[Job] = []
-            while self._queue:
-                if self._queue[0].exclusive:
-                    if not jobs:
-                        jobs.append(self._queue.popleft())
-                    break
-                jobs.append(self._queue.popleft())
-            return jobs
+            return self._next_batch()
+
+    def _next_batch(self) -> list[Job]:
+        """Pop the queued jobs up to the first exclusive one (or that one alone)."""
+        jobs: list[Job] = []
+        while self._queue:
+            if self._queue[0].exclusive:
+                if not jobs:
+                    jobs.append(self._queue.popleft())
+                break
+            jobs.append(self._queue.popleft())
+        return jobs
 
     def _run(self) -> None:
         while True:
             jobs = self._take()
             if not jobs:
                 return
-            self.jobs_run += len(jobs)
-            try:
-                if jobs[0].exclusive:
-                    self._run_exclusive(jobs[0])
-                else:
-                    self._run_batch(jobs)
-            finally:
-                self._release()
+            self._execute(jobs)
             if not self._queue:  # no next batch to start: answer everyone from here
                 for job in jobs:
                     job.finish()

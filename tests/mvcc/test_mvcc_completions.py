@@ -1,6 +1,7 @@
 """Writes answered through a completion (`then`): once per write, after the
-commit; a lone write runs in its caller's thread, writes that arrive while
-a commit runs share the next one, answered from the store's threads."""
+commit, from the store's threads; writes that arrive while a commit runs
+share the next one; writes held by their caller (`writes_held`) commit
+together at the block's end, in the caller's thread when the writer is idle."""
 
 import threading
 
@@ -42,7 +43,7 @@ def test_put_completion_gets_the_committed_response(store):
     assert store.put(PutRequest(b"k", b"v", prev_kv=True), then=done) is None
     [(response, error, thread)] = done.wait(1)
     assert error is None and response.revision == 2 and response.result.prev_kv is None
-    assert thread is threading.current_thread()  # the writer was idle: no thread switch
+    assert thread is not threading.current_thread()
     assert store.revision == 2  # published before the caller hears of it
     assert kv(store.range(RangeRequest(b"k")).result.kvs[0])[4] == b"v"
     assert store.stats.puts.value == 1
@@ -100,15 +101,43 @@ def test_concurrent_writes_share_commits(store):
     assert threading.current_thread() not in {thread for _, _, thread in outcomes}
 
 
+def test_held_writes_commit_together_in_the_callers_thread(store):
+    done = Outcomes()
+    commits = sum(store.stats.commit_seconds.counts)
+    with store.writes_held():
+        for i in range(5):
+            store.put(PutRequest(b"h%d" % i, b"v"), then=done)
+        assert done.items == [] and store.revision == 1  # nothing runs before the end
+    outcomes = done.wait(5)
+    assert [r.revision for r, _, _ in outcomes] == [2, 3, 4, 5, 6]
+    assert {thread for _, _, thread in outcomes} == {threading.current_thread()}
+    assert sum(store.stats.commit_seconds.counts) == commits + 1
+
+
+def test_held_writes_go_to_the_writer_when_it_is_busy(store):
+    done = Outcomes()
+    busy, go_on = threading.Event(), threading.Event()
+    store._writer.submit(lambda: (busy.set(), go_on.wait(10)), exclusive=True)
+    assert busy.wait(10)
+    with store.writes_held():
+        store.put(PutRequest(b"a", b"1"), then=done)
+    go_on.set()
+    [(response, error, thread)] = done.wait(1)
+    assert error is None and response.revision == 2
+    assert thread is not threading.current_thread()
+
+
 def test_writes_from_many_threads_all_land(store):
-    """Callers that run their own write while the writer is idle, others
+    """Callers committing their held writes while the writer is idle, others
     queueing meanwhile: every write lands once, with a revision of its own."""
     threads, per_thread = 8, 40
     done = Outcomes()
 
     def writer(n: int) -> None:
-        for i in range(per_thread):
-            store.put(PutRequest(b"t%d-%03d" % (n, i), b"v"), then=done)
+        for i in range(0, per_thread, 4):  # in runs of 4 held writes, as transport workers
+            with store.writes_held():
+                for j in range(i, i + 4):
+                    store.put(PutRequest(b"t%d-%03d" % (n, j), b"v"), then=done)
 
     workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
     for t in workers:
