@@ -627,6 +627,10 @@ cdef class Transaction(_Node):
     cdef bint buffers
     # Bumped by every change, so cursors know their cached item may have moved.
     cdef size_t mutations
+    # Writes the compiled storage path deferred (lmdb_kv.IndexCache): called,
+    # and cleared, before anything else reads or writes through this
+    # transaction; dropped if it aborts.
+    cdef public object pending
 
     def __init__(self, Environment env, db=None, parent=None, write=False, buffers=False):
         cdef MDB_txn* parent_txn = NULL
@@ -666,12 +670,21 @@ cdef class Transaction(_Node):
             raise Error(_CLOSED)
         return 0
 
+    cdef inline int _use(self) except -1:
+        """_check, then run the pending deferred writes."""
+        self._check()
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending()
+        return 0
+
     cdef int _end(self, bint commit) except -1:
         """Close the cursors, then commit or abort; a reset read transaction
         goes back to the environment's spares."""
         cdef MDB_txn* txn = self.txn
         cdef Environment env = self.env
         cdef int rc = 0
+        self.pending = None
         self._end_dependents()
         self.txn = NULL
         self._detach()
@@ -731,7 +744,7 @@ cdef class Transaction(_Node):
     def commit(self):
         """Commit (a write transaction: durably, unless sync=False); a read
         transaction just ends."""
-        self._check()
+        self._use()
         self._end(True)
 
     def abort(self):
@@ -742,7 +755,7 @@ cdef class Transaction(_Node):
     def stat(self, db):
         """Statistics of `db` (py-lmdb's keys)."""
         cdef MDB_stat st
-        self._check()
+        self._use()
         rc = mdb_stat(self.txn, self._dbi(db), &st)
         if rc:
             fail("mdb_stat", rc)
@@ -750,7 +763,7 @@ cdef class Transaction(_Node):
 
     def drop(self, db, delete=True):
         """Empty `db`, and with delete=True remove it (its handle is closed)."""
-        self._check()
+        self._use()
         rc = mdb_drop(self.txn, self._dbi(db), 1 if delete else 0)
         self.mutations += 1
         if rc:
@@ -761,7 +774,7 @@ cdef class Transaction(_Node):
     def get(self, key, default=None, db=None):
         """The value of `key`, or `default`."""
         cdef MDB_val k, v
-        self._check()
+        self._use()
         cdef bytes kb = as_bytes(key)
         set_val(&k, kb)
         rc = mdb_get(self.txn, self._dbi(db), &k, &v)
@@ -777,7 +790,7 @@ cdef class Transaction(_Node):
         because append=True and the key does not sort last."""
         cdef MDB_val k, v
         cdef unsigned int flags = 0
-        self._check()
+        self._use()
         cdef bytes kb = as_bytes(key)
         cdef bytes vb = as_bytes(value)
         cdef MDB_dbi dbi = self._dbi(db)
@@ -815,7 +828,7 @@ cdef class Transaction(_Node):
         it is empty); False if there was nothing to delete."""
         cdef MDB_val k, v
         cdef MDB_val* vp = NULL
-        self._check()
+        self._use()
         cdef bytes kb = as_bytes(key)
         cdef bytes vb = as_bytes(value)
         set_val(&k, kb)
@@ -832,6 +845,7 @@ cdef class Transaction(_Node):
 
     def cursor(self, db=None):
         """A cursor over `db` (default: the transaction's DB)."""
+        self._use()
         return Cursor(db if db is not None else self._db, self)
 
 

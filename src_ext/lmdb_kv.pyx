@@ -15,11 +15,24 @@ the values copied into bytes. The first SCAN_WITH_GIL index entries are
 read holding the GIL (a short range would lose more waiting to take it
 back); a longer scan releases it, so long LISTs run beside other requests.
 
+The two writes keep a short key's index entry in an `IndexCache` for the
+rest of the write transaction, appended in place, and write it to the DB
+once, before anything else uses the transaction (Transaction.pending): a
+key written N times in one group commit costs one rewrite of its records,
+not N (a hot key's records grow until compaction, and etcd's put load
+writes one key). Every other entry point here runs the pending writes first.
+
 Byte formats: k0s_store/mvcc/index.py (DB keys, long-key groups) and
 k0s_store/mvcc/key_index.py (records).
 """
 
 from cpython.buffer cimport PyBUF_READ
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING,
+    PyByteArray_FromStringAndSize,
+    PyByteArray_GET_SIZE,
+    PyByteArray_Resize,
+)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.pycapsule cimport PyCapsule_GetPointer
@@ -44,6 +57,10 @@ cdef const char* TXN_CAPSULE = b"k0s_store._ext.lmdb.MDB_txn"
 
 
 cdef MDB_txn* txn_of(txn) except NULL:
+    """The transaction's MDB_txn, its pending writes done."""
+    if txn.pending is not None:
+        pending, txn.pending = txn.pending, None
+        pending()
     return <MDB_txn*>PyCapsule_GetPointer(txn.handle(), TXN_CAPSULE)
 
 
@@ -445,21 +462,68 @@ cdef int put_kv(MDB_txn* txn, MDB_dbi key_dbi, uint64_t main, uint64_t sub, bint
     return 0
 
 
-cdef object latest_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, bytes key):
-    """The stored KeyValue of the key's newest record unless it is a
-    tombstone (or the key is not indexed): None."""
-    cdef MDB_val records, kv, k
+cdef class IndexCache:
+    """The index entries of short keys written by one write transaction (DB
+    key -> bytearray of records), written to the index DB when called."""
+
+    cdef MDB_txn* txn
+    cdef MDB_dbi dbi
+    cdef dict entries
+
+    def __call__(self):
+        cdef MDB_val k, v
+        cdef int rc
+        for key, records in self.entries.items():
+            k.mv_data = PyBytes_AS_STRING(key)
+            k.mv_size = PyBytes_GET_SIZE(key)
+            v.mv_data = PyByteArray_AS_STRING(records)
+            v.mv_size = PyByteArray_GET_SIZE(records)
+            rc = mdb_put(self.txn, self.dbi, &k, &v, 0)
+            if rc:
+                fail("mdb_put", rc)
+        self.entries = {}
+
+
+cdef bytearray cached_records(txn, index_db, bytes key):
+    """The records of a short `key` as this transaction's cache holds them
+    (read from the DB the first time), to read and append to in place."""
+    cdef IndexCache cache
+    cdef MDB_val records
+    cdef int rc
+    pending = txn.pending
+    if type(pending) is IndexCache and (<IndexCache>pending).dbi == index_db.dbi:
+        cache = <IndexCache>pending
+    else:
+        cache = IndexCache.__new__(IndexCache)
+        cache.txn = txn_of(txn)  # runs any other pending writes first
+        cache.dbi = index_db.dbi
+        cache.entries = {}
+        txn.pending = cache
+    entry = cache.entries.get(key)
+    if entry is None:
+        rc = find_records(cache.txn, cache.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                          PyBytes_GET_SIZE(key), &records)
+        if rc == MDB_NOTFOUND:
+            records.mv_size = 0
+        elif rc:
+            fail("index_records", rc)
+        elif records.mv_size % REC_SIZE:
+            fail("index_records", MDB_CORRUPTED)
+        entry = PyByteArray_FromStringAndSize(<const char*>records.mv_data, records.mv_size)
+        cache.entries[key] = entry
+    return <bytearray>entry
+
+
+cdef object latest_live(MDB_txn* txn, MDB_dbi key_dbi, const uint8_t* records, size_t size):
+    """The stored KeyValue of the newest of `records` unless it is a
+    tombstone (or there is none): None."""
+    cdef MDB_val kv, k
     cdef uint8_t rev_key[REV_KEY_LEN]
     cdef const uint8_t* last
-    cdef int rc = find_records(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
-                               PyBytes_GET_SIZE(key), &records)
-    if rc == MDB_NOTFOUND or (rc == 0 and records.mv_size == 0):
+    cdef int rc
+    if size == 0:
         return None
-    if rc == 0 and records.mv_size % REC_SIZE:
-        rc = MDB_CORRUPTED
-    if rc:
-        fail("index_records", rc)
-    last = <const uint8_t*>records.mv_data + records.mv_size - REC_SIZE
+    last = records + size - REC_SIZE
     if rec_tombstone(last):
         return None
     write_rev_key(rev_key, last)
@@ -471,6 +535,61 @@ cdef object latest_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, bytes 
     return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
 
 
+cdef class _Entry:
+    """Where a written key's records are: the transaction's cache (a short
+    key) or the DB (a long key, rewritten in its group by append_record)."""
+
+    cdef bytearray cached
+    cdef MDB_val stored
+    cdef MDB_txn* txn
+    cdef MDB_dbi dbi
+    cdef bytes key
+
+
+cdef _Entry open_entry(txn, index_db, bytes key):
+    cdef _Entry e = _Entry.__new__(_Entry)
+    cdef int rc
+    e.key = key
+    e.dbi = index_db.dbi
+    if PyBytes_GET_SIZE(key) <= SHORT_KEY_MAX:
+        e.cached = cached_records(txn, index_db, key)
+        e.txn = (<IndexCache>txn.pending).txn
+        return e
+    e.txn = txn_of(txn)
+    rc = find_records(e.txn, e.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                      PyBytes_GET_SIZE(key), &e.stored)
+    if rc == MDB_NOTFOUND:
+        e.stored.mv_size = 0
+    elif rc:
+        fail("index_records", rc)
+    elif e.stored.mv_size % REC_SIZE:
+        fail("index_records", MDB_CORRUPTED)
+    return e
+
+
+cdef object entry_latest(_Entry e, MDB_dbi key_dbi):
+    if e.cached is not None:
+        return latest_live(e.txn, key_dbi, <const uint8_t*>PyByteArray_AS_STRING(e.cached),
+                           PyByteArray_GET_SIZE(e.cached))
+    return latest_live(e.txn, key_dbi, <const uint8_t*>e.stored.mv_data, e.stored.mv_size)
+
+
+cdef int entry_append(_Entry e, uint64_t main, uint64_t sub, bint tomb) except -1:
+    cdef uint8_t record[REC_SIZE]
+    cdef Py_ssize_t n
+    cdef int rc
+    if e.cached is not None:
+        n = PyByteArray_GET_SIZE(e.cached)
+        PyByteArray_Resize(e.cached, n + REC_SIZE)
+        write_record(<uint8_t*>PyByteArray_AS_STRING(e.cached) + n, main, sub, tomb)
+        return 0
+    rc = append_record(e.txn, e.dbi, <const uint8_t*>PyBytes_AS_STRING(e.key),
+                       PyBytes_GET_SIZE(e.key), main, sub, tomb)
+    if rc:
+        fail("mdb_put", rc)
+    return 0
+
+
 def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, uint64_t sub,
                  bint ignore_value=False, bint ignore_lease=False):
     """Write revision (main, sub) of `key`: a new version (etcd's put).
@@ -479,9 +598,9 @@ def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, 
     or 0), or None, writing nothing, when an ignore flag asks for a value or
     lease the key does not have (it is not live).
     """
-    cdef MDB_txn* c_txn = txn_of(txn)
+    cdef _Entry entry = open_entry(txn, index_db, key)
     create, version, old_lease = main, 1, 0
-    prev = latest_live(c_txn, index_db.dbi, key_db.dbi, key)
+    prev = entry_latest(entry, key_db.dbi)
     if prev is not None:
         _, create, _, version, old_value, old_lease = decode_kv(prev)
         version += 1
@@ -492,25 +611,19 @@ def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, 
     elif ignore_value or ignore_lease:
         return None
     kv = encode_kv(key, create, main, version, value, lease)
-    put_kv(c_txn, key_db.dbi, main, sub, False, kv)
-    rc = append_record(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
-                       PyBytes_GET_SIZE(key), main, sub, False)
-    if rc:
-        fail("mdb_put", rc)
+    put_kv(entry.txn, key_db.dbi, main, sub, False, kv)
+    entry_append(entry, main, sub, False)
     return kv, prev, old_lease
 
 
 def tombstone(txn, index_db, key_db, bytes key, uint64_t main, uint64_t sub):
     """Write revision (main, sub) of a live `key` as its deletion; returns
     its last KeyValue (None, writing nothing, if it is not live)."""
-    cdef MDB_txn* c_txn = txn_of(txn)
-    prev = latest_live(c_txn, index_db.dbi, key_db.dbi, key)
+    cdef _Entry entry = open_entry(txn, index_db, key)
+    prev = entry_latest(entry, key_db.dbi)
     if prev is None:
         return None
     # etcd stores a tombstone as a KeyValue holding the key only.
-    put_kv(c_txn, key_db.dbi, main, sub, True, encode_kv(key, 0, 0, 0, b"", 0))
-    rc = append_record(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
-                       PyBytes_GET_SIZE(key), main, sub, True)
-    if rc:
-        fail("mdb_put", rc)
+    put_kv(entry.txn, key_db.dbi, main, sub, True, encode_kv(key, 0, 0, 0, b"", 0))
+    entry_append(entry, main, sub, True)
     return prev
