@@ -159,9 +159,10 @@ class Writer:
     ) -> Job:
         """Queue a job; exclusive jobs get fn() with no transaction open. With
         `then`, its outcome goes there: from a store thread, or from this call if
-        the writer is stopped. Inside `held()`, the job waits for its end."""
+        the writer is stopped; inside `held()`, such a job waits for its end (a
+        job without `then` never waits: its caller will)."""
         job = Job(fn, exclusive, then)
-        held = not exclusive and self._held.__dict__.get("on", False)
+        held = then is not None and not exclusive and self._held.__dict__.get("on", False)
         with self._cond:
             stopped = self._stopping
             if not stopped:

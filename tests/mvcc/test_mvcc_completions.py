@@ -127,6 +127,14 @@ def test_held_writes_go_to_the_writer_when_it_is_busy(store):
     assert thread is not threading.current_thread()
 
 
+def test_a_waited_for_job_is_not_held(store):
+    """Inside held(), a job its caller waits for (no completion) still runs at
+    once: holding it would leave the caller waiting for its own block's end."""
+    with store.writes_held():
+        assert store.writer_responsive(5)
+        assert store.put(PutRequest(b"a", b"1")).revision == 2
+
+
 def test_writes_from_many_threads_all_land(store):
     """Callers committing their held writes while the writer is idle, others
     queueing meanwhile: every write lands once, with a revision of its own."""
