@@ -12,11 +12,10 @@ Then, with the server still running, it reports from /proc/<pid>:
 
 Usage: .venv/bin/python bench/memory_disk.py [--total 200000] [--keys 100000]
            [--value-size 1024] [--only etcd|ours]
-The load tool is $K0S_ETCD_BENCHMARK, else <repo>/../shared/bin/etcd-benchmark.
+The load tool is $K0S_BENCHMARK_BIN, else <repo>/../shared/bin/etcd-benchmark.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,14 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from etcd_compare import benchmark_bin
 from harness.processes import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_FILES = ("data.mdb", "db")  # LMDB's, bbolt's (member/snap/db)
-
-
-def benchmark_tool() -> Path:
-    return Path(os.environ.get("K0S_ETCD_BENCHMARK", ROOT.parent / "shared/bin/etcd-benchmark"))
 
 
 def status_kib(pid: int) -> dict[str, int]:
@@ -66,7 +62,7 @@ def measure(kind: str, workdir: Path, args) -> dict[str, float]:
     server = ServerProcess(kind, workdir / kind).start().wait_ready()
     try:
         load = [
-            str(benchmark_tool()),
+            benchmark_bin(),
             f"--endpoints={server.endpoint}",
             "--conns=10",
             "--clients=100",
@@ -101,8 +97,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per load, at most")
     parser.add_argument("--only", choices=["etcd", "ours"])
     args = parser.parse_args()
-    if not benchmark_tool().exists():
-        sys.exit(f"etcd-benchmark not found at {benchmark_tool()} (set K0S_ETCD_BENCHMARK)")
+    if not Path(benchmark_bin()).exists():
+        sys.exit(f"etcd-benchmark not found at {benchmark_bin()} (set K0S_BENCHMARK_BIN)")
     kinds = [args.only] if args.only else ["etcd", "ours"]
     with tempfile.TemporaryDirectory(prefix="k0s-memdisk-") as tmp:
         results = {kind: measure(kind, Path(tmp), args) for kind in kinds}
