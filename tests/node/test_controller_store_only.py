@@ -71,13 +71,18 @@ def test_store_only_lifecycle(launchers):
 
     # `k0s-node status`, both forms.
     base = [sys.executable, "-m", "k0s_node", "status", f"--data-dir={node.data_dir}"]
-    as_json = subprocess.run([*base, "-o", "json"], capture_output=True, text=True, timeout=30)
-    assert as_json.returncode == 0, as_json.stderr
-    status = json.loads(as_json.stdout)
+
+    def status_after_the_put() -> dict | None:
+        as_json = subprocess.run([*base, "-o", "json"], capture_output=True, text=True, timeout=30)
+        assert as_json.returncode == 0, as_json.stderr
+        status = json.loads(as_json.stdout)
+        # The store's figures are those of the launcher's last probe (every 0.5 s).
+        return status if status["store"]["revision"] >= 2 else None
+
+    status = node.wait_for(status_after_the_put, "a probe after the put", timeout=30)
     store = status["components"][0]
     assert (store["name"], store["state"], store["restarts"]) == ("store", "running", 0)
     assert store["healthy"] and _pid_alive(store["pid"])
-    assert status["store"]["revision"] >= 2  # the put above
     assert status["store"]["dbSize"] > 0
     assert status["missingBinaries"] == ["kube-apiserver"]
     table = subprocess.run(base, capture_output=True, text=True, timeout=30)
