@@ -29,16 +29,27 @@ from libc.string cimport memcmp, memcpy
 
 from lmdb_capi cimport *
 from revrecords cimport *
+from wire cimport len_field_size, put_varint, put_varint_field, varint_field_size
 
 from k0s_store._ext.codec import decode_kv, encode_kv, kv_without_value
 from k0s_store._ext.lmdb import _ERRORS, Error
 
-__all__ = ["get_live", "index_records", "put_revision", "range_live", "tombstone"]
+__all__ = [
+    "get_live", "index_records", "put_revision", "range_live", "range_response", "tombstone"
+]
 
 cdef enum:
     SHORT_KEY_MAX = GROUP_KEY_BYTES - 1
     SCAN_WITH_GIL = 256
     CORRUPT = -1  # a malformed index value: reported as MDB_CORRUPTED
+
+# RangeResponse's one-byte tags (field number << 3 | wire type): header (1)
+# and kvs (2) length-delimited, more (3) and count (4) varints.
+cdef enum:
+    TAG_HEADER = 0x0A
+    TAG_KVS = 0x12
+    TAG_MORE = 0x18
+    TAG_COUNT = 0x20
 
 cdef const char* TXN_CAPSULE = b"k0s_store._ext.lmdb.MDB_txn"
 
@@ -249,13 +260,11 @@ cdef int walk(Scan* s, MDB_cursor_op op, Py_ssize_t budget) noexcept nogil:
     return 0
 
 
-def range_live(txn, index_db, key_db, bytes key, bytes end,
-               uint64_t rev, Py_ssize_t limit, bint fetch, bint keys_only=False):
-    """Over the user keys in [key, end) (end b"": no bound): (the stored
-    KeyValue of each key live at `rev`, at most `limit` of them (0: all),
-    none unless `fetch`, without their values if `keys_only` (read in place,
-    never copied); the number of keys live at `rev`)."""
-    cdef Scan s
+cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev,
+              Py_ssize_t limit, bint fetch) except -1:
+    """Fill `s` from the user keys in [key, end) (end b"": no bound): the count
+    of keys live at `rev` and, if `fetch`, the KeyValues of the first `limit` of
+    them (0: all) in s.found, which the caller frees."""
     cdef MDB_val start, ignored
     cdef MDB_cursor_op op = MDB_SET_RANGE
     cdef int rc
@@ -290,16 +299,32 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
     try:
         rc = mdb_cursor_get(s.cursor, &start, &ignored, op) if op == MDB_SET_RANGE else 0
         if rc == MDB_NOTFOUND:
-            return [], 0
+            return 0
         if rc:
             fail("mdb_cursor_get", rc)
         # The cursor stands on the first entry: visit it again with GET_CURRENT.
-        rc = walk(&s, MDB_GET_CURRENT if op == MDB_SET_RANGE else MDB_FIRST, SCAN_WITH_GIL)
+        rc = walk(s, MDB_GET_CURRENT if op == MDB_SET_RANGE else MDB_FIRST, SCAN_WITH_GIL)
         if rc == 0 and not s.done:
             with nogil:
-                rc = walk(&s, MDB_NEXT, -1)
+                rc = walk(s, MDB_NEXT, -1)
         if rc:
             fail("range_live", rc)
+        return 0
+    finally:
+        mdb_cursor_close(s.cursor)
+
+
+def range_live(txn, index_db, key_db, bytes key, bytes end,
+               uint64_t rev, Py_ssize_t limit, bint fetch, bint keys_only=False):
+    """Over the user keys in [key, end) (end b"": no bound): (the stored
+    KeyValue of each key live at `rev`, at most `limit` of them (0: all),
+    none unless `fetch`, without their values if `keys_only` (read in place,
+    never copied); the number of keys live at `rev`)."""
+    cdef Scan s
+    cdef Py_ssize_t i
+    s.found = NULL
+    try:
+        scan(&s, txn, index_db, key_db, key, end, rev, limit, fetch)
         if keys_only:
             return [
                 kv_without_value(
@@ -312,8 +337,75 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
             for i in range(s.n_found)
         ], s.count
     finally:
-        mdb_cursor_close(s.cursor)
         free(s.found)
+
+
+def range_response(txn, index_db, key_db, bytes header, bytes key, end,
+                   uint64_t rev, Py_ssize_t limit):
+    """A marshalled RangeResponse over `key` alone (end None) or the user keys
+    in [key, end) (end b"": no bound): `header` (a ResponseHeader body), the
+    stored KeyValues of the first `limit` keys live at `rev` (0: all), `more`
+    when more are live, and their `count`.
+
+    The KeyValues go from the map into the response with no object per key,
+    and a long response is written without the GIL.
+    """
+    cdef Scan s
+    cdef MDB_val one, records
+    cdef const MDB_val* kvs = &one
+    cdef MDB_txn* c_txn = txn_of(txn)
+    cdef Py_ssize_t n, count, i, size, header_len = PyBytes_GET_SIZE(header)
+    cdef int rc
+    cdef bint more
+    cdef bytes out
+    cdef uint8_t* w
+    s.found = NULL
+    try:
+        if end is None:
+            rc = find_records(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                              PyBytes_GET_SIZE(key), &records)
+            if rc == 0:
+                rc = live_kv(c_txn, key_db.dbi, &records, rev, &one)
+            if rc and rc != MDB_NOTFOUND:
+                fail("range_response", rc)
+            n = count = 0 if rc else 1
+        else:
+            scan(&s, txn, index_db, key_db, key, <bytes>end, rev, limit, True)
+            kvs, n, count = s.found, s.n_found, s.count
+        more = limit > 0 and count > limit
+        size = len_field_size(header_len) + varint_field_size(more) + varint_field_size(count)
+        for i in range(n):
+            size += len_field_size(kvs[i].mv_size)
+        out = PyBytes_FromStringAndSize(NULL, size)
+        w = <uint8_t*>PyBytes_AS_STRING(out)
+        w[0] = TAG_HEADER
+        w = put_varint(w + 1, header_len)
+        memcpy(w, PyBytes_AS_STRING(header), header_len)
+        w += header_len
+        if n <= SCAN_WITH_GIL:
+            w = put_kv_fields(w, kvs, n)
+        else:
+            with nogil:
+                w = put_kv_fields(w, kvs, n)
+        w = put_varint_field(w, TAG_MORE, more)
+        put_varint_field(w, TAG_COUNT, count)
+        return out
+    finally:
+        free(s.found)
+
+
+cdef inline uint8_t* put_kv_field(uint8_t* w, const MDB_val* kv) noexcept nogil:
+    w[0] = TAG_KVS
+    w = put_varint(w + 1, kv.mv_size)
+    memcpy(w, kv.mv_data, kv.mv_size)
+    return w + kv.mv_size
+
+
+cdef uint8_t* put_kv_fields(uint8_t* w, const MDB_val* kvs, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        w = put_kv_field(w, &kvs[i])
+    return w
 
 
 # -- writes ----------------------------------------------------------------
