@@ -40,12 +40,13 @@ cdef void events_push(Loop *loop, Event *ev) noexcept nogil:
     pthread_mutex_unlock(&q.lock)
 
 
-cdef Event *events_pop(Loop *loop) noexcept nogil:
-    """The next event, blocking; NULL once the queue is closed and empty."""
+cdef Event *events_pop(Loop *loop, int block) noexcept nogil:
+    """The next event; NULL once the queue is closed and empty or, unless
+    `block`, when it is empty now."""
     cdef EventQueue *q = &loop.events
     cdef Event *ev
     pthread_mutex_lock(&q.lock)
-    while q.head == NULL and not q.closed:
+    while block and q.head == NULL and not q.closed:
         pthread_cond_wait(&q.ready, &q.lock)
     ev = q.head
     if ev != NULL:

@@ -158,9 +158,13 @@ cdef class NativeServer:
         deadline: grpc-timeout's, in microseconds of time.monotonic()'s clock (-1: none);
         seq numbers a call's OPEN, REQUEST, HALF_CLOSE and CLOSED events from 0.
         """
-        cdef Event *ev
-        with nogil:
-            ev = events_pop(self.loop)
+        cdef Event *ev = events_pop(self.loop, 0)
+        if ev == NULL:
+            # Only now let go of the GIL: a worker that finds work queued keeps
+            # it, instead of handing it to one of the workers waiting for it
+            # (a thread switch per request under load).
+            with nogil:
+                ev = events_pop(self.loop, 1)
         if ev == NULL:
             return None
         try:
