@@ -258,20 +258,48 @@ cdef int status_nvs(Stream *st, nghttp2_nv *nva, char *digits) noexcept nogil:
 cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
                            void *user_data) noexcept nogil:
-    """nghttp2's data provider: the queued messages, then the trailers."""
+    """nghttp2's data provider: how many of the queued bytes the next DATA frame
+    carries (`send_data` writes them, NO_COPY), then the trailers."""
     cdef Stream *st = <Stream *>source.ptr
-    cdef OutMsg *m
-    cdef size_t n, done = 0
+    cdef size_t n = st.out_bytes if st.out_bytes < length else length
     cdef nghttp2_nv nva[2]
     cdef char digits[12]
-    while st.out_head != NULL and done < length:
+    if n:
+        data_flags[0] |= NGHTTP2_DATA_FLAG_NO_COPY
+    if n == st.out_bytes:  # this frame takes all that is queued
+        if st.finished and st.http:
+            data_flags[0] |= NGHTTP2_DATA_FLAG_EOF
+        elif st.finished:
+            data_flags[0] |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM
+            nghttp2_submit_trailer(session, stream_id, nva, status_nvs(st, nva, digits))
+        elif n == 0:
+            st.deferred = 1
+            return NGHTTP2_ERR_DEFERRED
+    return n
+
+
+cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                   size_t length, nghttp2_data_source *source, void *user_data) noexcept nogil:
+    """nghttp2's NO_COPY sender: a DATA frame's 9-byte header and `length` queued
+    bytes straight into the connection's write buffer (one copy of a response
+    on the loop, not two through nghttp2's frame buffer)."""
+    cdef Stream *st = <Stream *>source.ptr
+    cdef Conn *conn = st.conn
+    cdef OutMsg *m
+    cdef size_t n
+    if conn.wbuf.len >= WRITE_HIGH_WATER:
+        return NGHTTP2_ERR_WOULDBLOCK  # nghttp2 asks again once wbuf is written
+    if buf_append(&conn.wbuf, <const char *>framehd, 9) < 0:
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    while length:
         m = st.out_head
         n = m.len - m.off
-        if n > length - done:
-            n = length - done
-        memcpy(buf + done, m.data + m.off, n)
+        if n > length:
+            n = length
+        if buf_append(&conn.wbuf, m.data + m.off, n) < 0:
+            return NGHTTP2_ERR_CALLBACK_FAILURE
         m.off += n
-        done += n
+        length -= n
         st.out_bytes -= n
         if m.off == m.len:
             st.out_head = m.next
@@ -279,21 +307,11 @@ cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t 
                 st.out_tail = NULL
             free(m.data)
             free(m)
-    if done:
-        keepalive_data_sent(st.conn)
+    keepalive_data_sent(conn)
     if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
         st.drain_wanted = 0
         push_event(st, EV_DRAINED, NULL, 0)
-    if st.out_head == NULL:
-        if st.finished and st.http:
-            data_flags[0] |= NGHTTP2_DATA_FLAG_EOF
-        elif st.finished:
-            data_flags[0] |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM
-            nghttp2_submit_trailer(session, stream_id, nva, status_nvs(st, nva, digits))
-        elif done == 0:
-            st.deferred = 1
-            return NGHTTP2_ERR_DEFERRED
-    return done
+    return 0
 
 
 cdef void stream_want_drain(Stream *st) noexcept nogil:
