@@ -45,8 +45,7 @@ cdef void stream_free(Stream *st) noexcept nogil:
     while st.out_head != NULL:
         m = st.out_head
         st.out_head = m.next
-        free(m.data)
-        free(m)
+        out_free(conn.loop, m)
     free(st.path)
     free(st.token)
     free(st.encoding)
@@ -138,7 +137,7 @@ cdef void stream_fail(Stream *st, int status, const char *text) noexcept nogil:
     if st.finished:
         return
     msg = percent_encode(text, strlen(text), &n)
-    stream_queue(st, NULL, 0, 1, status, msg, n)
+    stream_queue(st, NULL, 0, NULL, NULL, 0, 1, status, msg, n)
 
 
 cdef void stream_headers_done(Stream *st) noexcept nogil:
@@ -305,8 +304,7 @@ cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t
             st.out_head = m.next
             if st.out_head == NULL:
                 st.out_tail = NULL
-            free(m.data)
-            free(m)
+            out_free(conn.loop, m)
     keepalive_data_sent(conn)
     if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
         st.drain_wanted = 0
@@ -352,31 +350,39 @@ cdef void stream_closed_events(Stream *st) noexcept nogil:
         push_event(st, EV_CLOSED, NULL, 0)
 
 
-cdef void stream_queue(Stream *st, char *data, size_t n, int end, int status, char *msg,
-                       size_t msglen) noexcept nogil:
-    """Queue a framed message and/or the final status; takes ownership of data and msg."""
-    cdef OutMsg *m
-    cdef nghttp2_data_provider provider
+cdef int out_append(Stream *st, const char *data, size_t n, void *owner) noexcept nogil:
+    """Queue n bytes at data (malloc'd, or inside `owner`): 0, or -1 out of memory."""
+    cdef OutMsg *m = <OutMsg *>calloc(1, sizeof(OutMsg))
+    if m == NULL:
+        return -1
+    m.data = data
+    m.len = n
+    m.owner = owner
+    if st.out_tail == NULL:
+        st.out_head = m
+    else:
+        st.out_tail.next = m
+    st.out_tail = m
+    st.out_bytes += n
+    return 0
+
+
+cdef void stream_queue(Stream *st, char *data, size_t n, void *owner, const char *body,
+                       size_t bodylen, int end, int status, char *msg, size_t msglen) noexcept nogil:
+    """Queue a framed message (`data`, then the body `owner` holds if any) and/or the
+    final status; takes ownership of data, owner and msg."""
     cdef nghttp2_nv nva[4]
     cdef char digits[12]
-    if st.finished:
+    cdef nghttp2_data_provider provider
+    if st.finished or (data != NULL and out_append(st, data, n, NULL) < 0):
         free(data)
         free(msg)
+        release_owner(st.conn.loop, owner)
         return
-    if data != NULL:
-        m = <OutMsg *>calloc(1, sizeof(OutMsg))
-        if m == NULL:
-            free(data)
-            free(msg)
-            return
-        m.data = data
-        m.len = n
-        if st.out_tail == NULL:
-            st.out_head = m
-        else:
-            st.out_tail.next = m
-        st.out_tail = m
-        st.out_bytes += n
+    if owner != NULL and out_append(st, body, bodylen, owner) < 0:
+        free(msg)
+        release_owner(st.conn.loop, owner)
+        return
     if end:
         st.finished = 1
         st.status = status

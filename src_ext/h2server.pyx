@@ -21,6 +21,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, strlen
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 
 from http import HTTPStatus
 
@@ -89,6 +90,7 @@ cdef class NativeServer:
         pthread_mutex_init(&loop.events.lock, NULL)
         pthread_cond_init(&loop.events.ready, NULL)
         pthread_mutex_init(&loop.replies.lock, NULL)
+        pthread_mutex_init(&loop.released.lock, NULL)
         loop.max_recv = max_recv
         loop.accepting = 1
         loop.running = 1
@@ -158,15 +160,21 @@ cdef class NativeServer:
         deadline: grpc-timeout's, in microseconds of time.monotonic()'s clock (-1: none);
         seq numbers a call's OPEN, REQUEST, HALF_CLOSE and CLOSED events from 0.
         """
-        cdef Event *ev = events_pop(self.loop, 0)
-        if ev == NULL:
-            # Only now let go of the GIL: a worker that finds work queued keeps
-            # it, instead of handing it to one of the workers waiting for it
-            # (a thread switch per request under load).
-            with nogil:
-                ev = events_pop(self.loop, 1)
-        if ev == NULL:
-            return None
+        cdef Event *ev
+        while True:
+            ev = events_pop(self.loop, 0)
+            if ev == NULL:
+                # Only now let go of the GIL: a worker that finds work queued keeps
+                # it, instead of handing it to one of the workers waiting for it
+                # (a thread switch per request under load).
+                with nogil:
+                    ev = events_pop(self.loop, 1)
+            if ev == NULL:
+                return None
+            if ev.kind != EV_RELEASE:
+                break
+            event_free(ev)
+            self._drop_released()
         try:
             return (
                 ev.kind,
@@ -196,7 +204,9 @@ cdef class NativeServer:
         r.status = status
         if message is not None:
             n = PyBytes_GET_SIZE(message)
-            r.data = <char *>malloc(n + 5)
+            # A big body (a LIST's) is sent from `message` itself, kept alive until
+            # the loop is done with it; a small one is cheaper to copy.
+            r.data = <char *>malloc(5 if n >= SHARE_MIN else n + 5)
             if r.data == NULL:
                 free(r)
                 raise MemoryError()
@@ -206,12 +216,29 @@ cdef class NativeServer:
             r.data[2] = <char>(length >> 16)
             r.data[3] = <char>(length >> 8)
             r.data[4] = <char>length
-            memcpy(r.data + 5, PyBytes_AS_STRING(message), n)
-            r.len = n + 5
+            r.len = 5
+            if n >= SHARE_MIN:
+                Py_INCREF(message)
+                r.owner = <void *>message
+                r.body = PyBytes_AS_STRING(message)
+                r.bodylen = n
+            else:
+                memcpy(r.data + 5, PyBytes_AS_STRING(message), n)
+                r.len += n
         if grpc_message:
             r.msg = dup_bytes(PyBytes_AS_STRING(grpc_message), PyBytes_GET_SIZE(grpc_message))
             r.msglen = PyBytes_GET_SIZE(grpc_message)
         replies_push(self.loop, r)
+
+    cdef void _drop_released(self):
+        """Drop the references to response bodies the loop has finished with."""
+        cdef OutMsg *m = released_take_all(self.loop)
+        cdef OutMsg *next
+        while m != NULL:
+            next = m.next
+            Py_XDECREF(<PyObject *>m.owner)
+            free(m)
+            m = next
 
     def send_http(self, int fd, uint32_t gen, int32_t sid, int status, headers, bytes body) -> None:
         """Answer an HTTP event: `status`, `headers` ((name, value) pairs) and `body`.
@@ -281,11 +308,12 @@ cdef class NativeServer:
         for i in range(loop.nconns):
             if loop.conns[i] != NULL:
                 conn_close(loop.conns[i])
+        loop_apply_replies(loop)  # frees what is left (no connection remains)
         while loop.events.head != NULL:
             ev = loop.events.head
             loop.events.head = ev.next
             event_free(ev)
-        loop_apply_replies(loop)  # frees what is left (no connection remains)
+        self._drop_released()
         for i in range(loop.nlisteners):
             if loop.listeners[i].ctx != NULL:
                 SSL_CTX_free(loop.listeners[i].ctx)
