@@ -42,6 +42,8 @@ cdef enum:
     SHORT_KEY_MAX = GROUP_KEY_BYTES - 1
     SCAN_WITH_GIL = 256
     CORRUPT = -1  # a malformed index value: reported as MDB_CORRUPTED
+    NEXT_TRIES = 4  # see live_kv
+    NEXT_PAUSE = 60
 
 # RangeResponse's one-byte tags (field number << 3 | wire type): header (1)
 # and kvs (2) length-delimited, more (3) and count (4) varints.
@@ -112,14 +114,18 @@ cdef int find_records(MDB_txn* txn, MDB_dbi index_dbi, const uint8_t* key, size_
 
 
 cdef int live_kv(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records, uint64_t rev,
-                 MDB_val* kv, MDB_cursor* cursor=NULL) noexcept nogil:
+                 MDB_val* kv, MDB_cursor* cursor=NULL, int* next_misses=NULL) noexcept nogil:
     """The stored KeyValue of the record live at `rev` into `kv`: 0,
-    MDB_NOTFOUND (not live then), or an LMDB error. Through `cursor` (on the
-    key DB) when given: LMDB then looks on the cursor's page first, which
-    saves a scan the descent from the root for each key, as a range's
-    revisions often sit close together."""
+    MDB_NOTFOUND (not live then), or an LMDB error.
+
+    A range passes a `cursor` on the key DB, as its revisions often follow
+    one another (keys written in key order): the entry after the cursor's is
+    tried first (`next_misses` counts the tries that missed in a row: after
+    NEXT_TRIES of them, NEXT_PAUSE keys go without a try), then LMDB looks on
+    the cursor's page before it descends from the root.
+    """
     cdef uint8_t rev_key[REV_KEY_LEN]
-    cdef MDB_val k
+    cdef MDB_val k, next_key
     cdef Py_ssize_t i
     if records.mv_size % REC_SIZE:
         return MDB_CORRUPTED
@@ -129,9 +135,18 @@ cdef int live_kv(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records, uint64_t
     write_rev_key(rev_key, <const uint8_t*>records.mv_data + i * REC_SIZE)
     k.mv_data = rev_key
     k.mv_size = REV_KEY_LEN
-    if cursor != NULL:
-        return mdb_cursor_get(cursor, &k, kv, MDB_SET)
-    return mdb_get(txn, key_dbi, &k, kv)
+    if cursor == NULL:
+        return mdb_get(txn, key_dbi, &k, kv)
+    if next_misses[0] < NEXT_TRIES:
+        if (mdb_cursor_get(cursor, &next_key, kv, MDB_NEXT) == 0
+                and next_key.mv_size == REV_KEY_LEN
+                and memcmp(next_key.mv_data, rev_key, REV_KEY_LEN) == 0):
+            next_misses[0] = 0
+            return 0
+    next_misses[0] += 1
+    if next_misses[0] == NEXT_TRIES + NEXT_PAUSE:
+        next_misses[0] = 0
+    return mdb_cursor_get(cursor, &k, kv, MDB_SET)
 
 
 def index_records(txn, index_db, bytes key):
@@ -168,6 +183,7 @@ cdef struct Scan:
     MDB_txn* txn
     MDB_cursor* cursor  # on the index DB
     MDB_cursor* kv_cursor  # on the key DB
+    int next_misses  # see live_kv
     MDB_dbi key_dbi
     const uint8_t* key
     size_t key_len
@@ -199,7 +215,7 @@ cdef int visit(Scan* s, const uint8_t* ukey, size_t ulen, const MDB_val* records
         if find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, s.rev) >= 0:
             s.count += 1
         return 0
-    rc = live_kv(s.txn, s.key_dbi, records, s.rev, &kv, s.kv_cursor)
+    rc = live_kv(s.txn, s.key_dbi, records, s.rev, &kv, s.kv_cursor, &s.next_misses)
     if rc == MDB_NOTFOUND:
         return 0
     if rc:
@@ -285,7 +301,7 @@ cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev
     s.rev = rev
     s.limit = limit
     s.fetch = fetch
-    s.count = s.n_found = s.cap_found = 0
+    s.count = s.n_found = s.cap_found = s.next_misses = 0
     s.found = NULL
     s.done = False
     # Start at the DB key that may hold `key` (its group for a long key).
