@@ -10,8 +10,10 @@ and one more record in the key's index entry. Transactions come from our
 binding (lmdb.pyx, Transaction.handle()); nothing here takes py-lmdb's.
 
 A range scan walks the index with an LMDB cursor and reads each live
-KeyValue from the `key` DB, collecting pointers into the map; only then are
-the values copied into bytes. The first SCAN_WITH_GIL index entries are
+KeyValue from the `key` DB (through a second cursor), collecting pointers
+into the map; only then are the values copied: into one bytes object each
+(`range_live`), or straight into one marshalled RangeResponse
+(`range_response`, what a Range call answers). The first SCAN_WITH_GIL index entries are
 read holding the GIL (a short range would lose more waiting to take it
 back); a longer scan releases it, so long LISTs run beside other requests.
 
@@ -334,7 +336,7 @@ cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev
             with nogil:
                 rc = walk(s, MDB_NEXT, -1)
         if rc:
-            fail("range_live", rc)
+            fail("range scan", rc)
         return 0
     finally:
         mdb_cursor_close(s.kv_cursor)
