@@ -185,11 +185,14 @@ def serve(args: argparse.Namespace) -> int:
     from k0s_store.mvcc import Store  # imported here so `--help` needs no store
     from k0s_store.ops.autocompact import AutoCompactor
     from k0s_store.ops.endpoints import OpsEndpoints
+    from k0s_store.ops.heap import keep_freed_memory
     from k0s_store.ops.http_listener import MetricsListeners
     from k0s_store.ops.stop_signals import StopSignals, exit_unless_stopped_within
     from k0s_store.transport.server import start_server
 
     stop_signals = StopSignals()  # from the start: one during start-up is kept
+    if not keep_freed_memory():
+        log.warning("cannot set malloc's thresholds: big responses will use fresh memory")
     warn_ignored_flags(args)
     tls = TLSFiles(args.cert_file, args.key_file, args.trusted_ca_file, args.client_cert_auth)
     try:

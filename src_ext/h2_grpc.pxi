@@ -45,8 +45,7 @@ cdef void stream_free(Stream *st) noexcept nogil:
     while st.out_head != NULL:
         m = st.out_head
         st.out_head = m.next
-        free(m.data)
-        free(m)
+        out_free(conn.loop, m)
     free(st.path)
     free(st.token)
     free(st.encoding)
@@ -138,7 +137,7 @@ cdef void stream_fail(Stream *st, int status, const char *text) noexcept nogil:
     if st.finished:
         return
     msg = percent_encode(text, strlen(text), &n)
-    stream_queue(st, NULL, 0, 1, status, msg, n)
+    stream_queue(st, NULL, 0, NULL, NULL, 0, 1, status, msg, n)
 
 
 cdef void stream_headers_done(Stream *st) noexcept nogil:
@@ -258,42 +257,59 @@ cdef int status_nvs(Stream *st, nghttp2_nv *nva, char *digits) noexcept nogil:
 cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
                            void *user_data) noexcept nogil:
-    """nghttp2's data provider: the queued messages, then the trailers."""
+    """nghttp2's data provider: how many of the queued bytes the next DATA frame
+    carries (`send_data` writes them, NO_COPY), then the trailers."""
     cdef Stream *st = <Stream *>source.ptr
-    cdef OutMsg *m
-    cdef size_t n, done = 0
+    cdef size_t n = st.out_bytes if st.out_bytes < length else length
     cdef nghttp2_nv nva[2]
     cdef char digits[12]
-    while st.out_head != NULL and done < length:
-        m = st.out_head
-        n = m.len - m.off
-        if n > length - done:
-            n = length - done
-        memcpy(buf + done, m.data + m.off, n)
-        m.off += n
-        done += n
-        st.out_bytes -= n
-        if m.off == m.len:
-            st.out_head = m.next
-            if st.out_head == NULL:
-                st.out_tail = NULL
-            free(m.data)
-            free(m)
-    if done:
-        keepalive_data_sent(st.conn)
-    if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
-        st.drain_wanted = 0
-        push_event(st, EV_DRAINED, NULL, 0)
-    if st.out_head == NULL:
+    if n:
+        data_flags[0] |= NGHTTP2_DATA_FLAG_NO_COPY
+    if n == st.out_bytes:  # this frame takes all that is queued
         if st.finished and st.http:
             data_flags[0] |= NGHTTP2_DATA_FLAG_EOF
         elif st.finished:
             data_flags[0] |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM
             nghttp2_submit_trailer(session, stream_id, nva, status_nvs(st, nva, digits))
-        elif done == 0:
+        elif n == 0:
             st.deferred = 1
             return NGHTTP2_ERR_DEFERRED
-    return done
+    return n
+
+
+cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                   size_t length, nghttp2_data_source *source, void *user_data) noexcept nogil:
+    """nghttp2's NO_COPY sender: a DATA frame's 9-byte header and `length` queued
+    bytes straight into the connection's write buffer (one copy of a response
+    on the loop, not two through nghttp2's frame buffer)."""
+    cdef Stream *st = <Stream *>source.ptr
+    cdef Conn *conn = st.conn
+    cdef OutMsg *m
+    cdef size_t n
+    if conn.wbuf.len >= WRITE_HIGH_WATER:
+        return NGHTTP2_ERR_WOULDBLOCK  # nghttp2 asks again once wbuf is written
+    if buf_append(&conn.wbuf, <const char *>framehd, 9) < 0:
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    while length:
+        m = st.out_head
+        n = m.len - m.off
+        if n > length:
+            n = length
+        if buf_append(&conn.wbuf, m.data + m.off, n) < 0:
+            return NGHTTP2_ERR_CALLBACK_FAILURE
+        m.off += n
+        length -= n
+        st.out_bytes -= n
+        if m.off == m.len:
+            st.out_head = m.next
+            if st.out_head == NULL:
+                st.out_tail = NULL
+            out_free(conn.loop, m)
+    keepalive_data_sent(conn)
+    if st.drain_wanted and st.out_bytes <= DRAIN_LOW_WATER:
+        st.drain_wanted = 0
+        push_event(st, EV_DRAINED, NULL, 0)
+    return 0
 
 
 cdef void stream_want_drain(Stream *st) noexcept nogil:
@@ -334,31 +350,39 @@ cdef void stream_closed_events(Stream *st) noexcept nogil:
         push_event(st, EV_CLOSED, NULL, 0)
 
 
-cdef void stream_queue(Stream *st, char *data, size_t n, int end, int status, char *msg,
-                       size_t msglen) noexcept nogil:
-    """Queue a framed message and/or the final status; takes ownership of data and msg."""
-    cdef OutMsg *m
-    cdef nghttp2_data_provider provider
+cdef int out_append(Stream *st, const char *data, size_t n, void *owner) noexcept nogil:
+    """Queue n bytes at data (malloc'd, or inside `owner`): 0, or -1 out of memory."""
+    cdef OutMsg *m = <OutMsg *>calloc(1, sizeof(OutMsg))
+    if m == NULL:
+        return -1
+    m.data = data
+    m.len = n
+    m.owner = owner
+    if st.out_tail == NULL:
+        st.out_head = m
+    else:
+        st.out_tail.next = m
+    st.out_tail = m
+    st.out_bytes += n
+    return 0
+
+
+cdef void stream_queue(Stream *st, char *data, size_t n, void *owner, const char *body,
+                       size_t bodylen, int end, int status, char *msg, size_t msglen) noexcept nogil:
+    """Queue a framed message (`data`, then the body `owner` holds if any) and/or the
+    final status; takes ownership of data, owner and msg."""
     cdef nghttp2_nv nva[4]
     cdef char digits[12]
-    if st.finished:
+    cdef nghttp2_data_provider provider
+    if st.finished or (data != NULL and out_append(st, data, n, NULL) < 0):
         free(data)
         free(msg)
+        release_owner(st.conn.loop, owner)
         return
-    if data != NULL:
-        m = <OutMsg *>calloc(1, sizeof(OutMsg))
-        if m == NULL:
-            free(data)
-            free(msg)
-            return
-        m.data = data
-        m.len = n
-        if st.out_tail == NULL:
-            st.out_head = m
-        else:
-            st.out_tail.next = m
-        st.out_tail = m
-        st.out_bytes += n
+    if owner != NULL and out_append(st, body, bodylen, owner) < 0:
+        free(msg)
+        release_owner(st.conn.loop, owner)
+        return
     if end:
         st.finished = 1
         st.status = status

@@ -325,8 +325,10 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
             if conn != NULL and conn.gen == r.gen and conn.session != NULL and not conn.dead:
                 st = <Stream *>nghttp2_session_get_stream_user_data(conn.session, r.sid)
             if st != NULL:
-                stream_queue(st, r.data, r.len, r.end, r.status, r.msg, r.msglen)
+                stream_queue(st, r.data, r.len, r.owner, r.body, r.bodylen, r.end, r.status,
+                             r.msg, r.msglen)
                 r.data = NULL
+                r.owner = NULL
                 r.msg = NULL
         elif r.kind == R_DRAIN:
             conn = loop.conns[r.fd] if 0 <= r.fd < loop.nconns else NULL
@@ -365,7 +367,7 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
             if loop.listeners[r.sid].ctx != NULL:
                 SSL_CTX_free(loop.listeners[r.sid].ctx)
             loop.listeners[r.sid].ctx = <SSL_CTX *>r.ctx
-        reply_free(r)
+        reply_free(loop, r)
         r = next
 
 

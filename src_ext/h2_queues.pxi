@@ -1,6 +1,8 @@
-# The two hand-offs between the event loop and Python: events (loop ->
-# worker threads, which block on a condition variable without the GIL) and
-# replies (any thread -> loop, which is woken through an eventfd).
+# The hand-offs between the event loop and Python: events (loop -> worker
+# threads, which block on a condition variable without the GIL), replies
+# (any thread -> loop, which is woken through an eventfd), and big response
+# bodies the loop sent straight from their bytes objects, back to Python to
+# be let go of (the loop holds no GIL to drop a reference).
 
 
 cdef char *dup_bytes(const char *src, size_t n) noexcept nogil:
@@ -21,7 +23,46 @@ cdef void event_free(Event *ev) noexcept nogil:
     free(ev)
 
 
-cdef void reply_free(Reply *r) noexcept nogil:
+cdef void out_free(Loop *loop, OutMsg *m) noexcept nogil:
+    """Free a queued message; one that points into a bytes object goes to the
+    release queue (an EV_RELEASE asks a worker to drop them, once per batch)."""
+    cdef int was_empty
+    if m.owner == NULL:
+        free(<void *>m.data)
+        free(m)
+        return
+    pthread_mutex_lock(&loop.released.lock)
+    was_empty = loop.released.head == NULL
+    m.next = loop.released.head
+    loop.released.head = m
+    pthread_mutex_unlock(&loop.released.lock)
+    if was_empty:
+        push_call_event(loop, EV_RELEASE, -1, 0, 0)
+
+
+cdef OutMsg *released_take_all(Loop *loop) noexcept nogil:
+    cdef OutMsg *head
+    pthread_mutex_lock(&loop.released.lock)
+    head = loop.released.head
+    loop.released.head = NULL
+    pthread_mutex_unlock(&loop.released.lock)
+    return head
+
+
+cdef void release_owner(Loop *loop, void *owner) noexcept nogil:
+    """Let go of a body's bytes object (NULL: nothing) through the release queue."""
+    cdef OutMsg *m
+    if owner == NULL:
+        return
+    m = <OutMsg *>calloc(1, sizeof(OutMsg))
+    if m != NULL:  # out of memory: the bytes object stays (a leak, not a crash)
+        m.owner = owner
+        out_free(loop, m)
+
+
+cdef void reply_free(Loop *loop, Reply *r) noexcept nogil:
+    """Free a reply, releasing a body it still holds."""
+    release_owner(loop, r.owner)
     free(r.data)
     free(r.msg)
     free(r)
@@ -48,17 +89,17 @@ cdef inline bint event_is_quick(Loop *loop, Event *ev) noexcept nogil:
     return ev.kind != EV_HTTP and ev.kind != EV_UNKNOWN
 
 
-cdef Event *events_pop(Loop *loop, int limit) noexcept nogil:
-    """Up to `limit` events as a list (linked by `next`), blocking for the
-    first; NULL once the queue is closed and empty. Only a run of quick
-    events is taken together (one that may block goes alone), so no event
-    waits behind a blocked one in a worker's hands."""
+cdef Event *events_pop(Loop *loop, int limit, int block) noexcept nogil:
+    """Up to `limit` events as a list (linked by `next`); NULL once the queue
+    is closed and empty or, unless `block`, when it is empty now. Only a run
+    of quick events is taken together (one that may block goes alone), so no
+    event waits behind a blocked one in a worker's hands."""
     cdef EventQueue *q = &loop.events
     cdef Event *first
     cdef Event *last
     cdef int n = 1
     pthread_mutex_lock(&q.lock)
-    while q.head == NULL and not q.closed:
+    while block and q.head == NULL and not q.closed:
         pthread_cond_wait(&q.ready, &q.lock)
     first = last = q.head
     if first != NULL:

@@ -131,6 +131,7 @@ cdef nghttp2_session_callbacks *make_callbacks() noexcept nogil:
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv)
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close)
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data)
     return cbs
 
 

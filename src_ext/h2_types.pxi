@@ -11,6 +11,7 @@ DEF EV_DRAINED = 5      # a call's queued response bytes fell to DRAIN_LOW_WATER
 DEF EV_WAKE = 6         # Python asked for a turn of a call on a worker (`NativeServer.wake`)
 DEF EV_GONE = 7         # a call whose sender waits for EV_DRAINED is gone (reset, connection closed)
 DEF EV_HTTP = 8         # a plain HTTP request (data: its request line; sid 0 for HTTP/1)
+DEF EV_RELEASE = 9      # response bodies the loop is done with wait for the GIL (next_events drops them)
 
 # What Python hands to the loop (Reply.kind).
 DEF R_MESSAGE = 0       # a response message and/or the call's final status
@@ -26,6 +27,7 @@ DEF WRITE_HIGH_WATER = 65536
 DEF MAX_LISTENERS = 32
 DEF MAX_EVENTS = 256
 DEF DRAIN_LOW_WATER = 262144
+DEF SHARE_MIN = 65536  # a response body this big is sent from its bytes object, not copied
 DEF ACCEPT_RETRY_MS = 100  # out of descriptors: listeners rest this long
 DEF HTTP1_HEAD_LIMIT = 16384  # the most an HTTP/1 request head may take
 
@@ -53,6 +55,9 @@ cdef struct Reply:
     int32_t sid
     char *data             # a framed gRPC message (5-byte prefix), or NULL
     size_t len
+    void *owner            # a bytes object (a reference) holding the message's body, sent
+    const char *body       # after `data` (then only the prefix) without a copy, or NULL
+    size_t bodylen
     int end                # the call ends with `status` after `data`
     int status             # grpc-status; R_HTTP: the HTTP status
     char *msg              # grpc-message, already percent-encoded; R_HTTP: "name\0value\0"...
@@ -74,11 +79,17 @@ cdef struct ReplyQueue:
     Reply *tail
 
 
+cdef struct ReleaseQueue:
+    pthread_mutex_t lock
+    OutMsg *head           # messages whose owner needs the GIL to be let go of
+
+
 cdef struct OutMsg:
     OutMsg *next
-    char *data
+    const char *data       # malloc'd, or inside `owner`
     size_t len
     size_t off
+    void *owner            # a bytes object (a reference) `data` points into, or NULL
 
 
 cdef struct Buf:
@@ -175,6 +186,7 @@ cdef struct Loop:
     uint32_t max_recv
     EventQueue events
     ReplyQueue replies
+    ReleaseQueue released
     Conn *dirty
     nghttp2_session_callbacks *callbacks
     nghttp2_option *option

@@ -4,7 +4,7 @@
 The event loop (`NativeServer.run`, on a thread of its own) runs without the
 GIL: it accepts connections, does TLS and HTTP/2, assembles gRPC messages
 and checks them the way grpc-go does. Python only sees whole calls: worker
-threads take events with `next_event()` (blocking, GIL released) and answer
+threads take events with `next_events()` (blocking, GIL released) and answer
 with `send()`, which queues the reply for the loop and wakes it. Which
 handler serves a path is Python's business (k0s_store/transport/native.py);
 this module only knows the table's paths and shapes.
@@ -21,6 +21,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, strlen
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 
 from http import HTTPStatus
 
@@ -90,6 +91,7 @@ cdef class NativeServer:
         pthread_mutex_init(&loop.events.lock, NULL)
         pthread_cond_init(&loop.events.ready, NULL)
         pthread_mutex_init(&loop.replies.lock, NULL)
+        pthread_mutex_init(&loop.released.lock, NULL)
         loop.max_recv = max_recv
         loop.accepting = 1
         loop.running = 1
@@ -168,27 +170,38 @@ cdef class NativeServer:
         """
         cdef Event *ev
         cdef Event *nxt
-        with nogil:
-            ev = events_pop(self.loop, limit)
         events = []
-        while ev != NULL:
-            try:
-                events.append((
-                    ev.kind,
-                    ev.fd,
-                    ev.gen,
-                    ev.sid,
-                    ev.method,
-                    PyBytes_FromStringAndSize(ev.data, ev.len) if ev.data != NULL else b"",
-                    ev.token.decode("utf-8", "replace") if ev.token != NULL else None,
-                    ev.cert_cn.decode("utf-8", "replace") if ev.cert_cn != NULL else None,
-                    ev.deadline_us,
-                    ev.seq,
-                ))
-            finally:
-                nxt = ev.next
-                event_free(ev)
-                ev = nxt
+        while not events:
+            ev = events_pop(self.loop, limit, 0)
+            if ev == NULL:
+                # Only now let go of the GIL: a worker that finds work queued keeps
+                # it, instead of handing it to one of the workers waiting for it
+                # (a thread switch per request under load).
+                with nogil:
+                    ev = events_pop(self.loop, limit, 1)
+            if ev == NULL:
+                return events
+            while ev != NULL:
+                try:
+                    if ev.kind == EV_RELEASE:
+                        self._drop_released()
+                    else:
+                        events.append((
+                            ev.kind,
+                            ev.fd,
+                            ev.gen,
+                            ev.sid,
+                            ev.method,
+                            PyBytes_FromStringAndSize(ev.data, ev.len) if ev.data != NULL else b"",
+                            ev.token.decode("utf-8", "replace") if ev.token != NULL else None,
+                            ev.cert_cn.decode("utf-8", "replace") if ev.cert_cn != NULL else None,
+                            ev.deadline_us,
+                            ev.seq,
+                        ))
+                finally:
+                    nxt = ev.next
+                    event_free(ev)
+                    ev = nxt
         return events
 
     def send(self, int fd, uint32_t gen, int32_t sid, bytes message, bint end=False,
@@ -204,7 +217,9 @@ cdef class NativeServer:
         r.status = status
         if message is not None:
             n = PyBytes_GET_SIZE(message)
-            r.data = <char *>malloc(n + 5)
+            # A big body (a LIST's) is sent from `message` itself, kept alive until
+            # the loop is done with it; a small one is cheaper to copy.
+            r.data = <char *>malloc(5 if n >= SHARE_MIN else n + 5)
             if r.data == NULL:
                 free(r)
                 raise MemoryError()
@@ -214,12 +229,29 @@ cdef class NativeServer:
             r.data[2] = <char>(length >> 16)
             r.data[3] = <char>(length >> 8)
             r.data[4] = <char>length
-            memcpy(r.data + 5, PyBytes_AS_STRING(message), n)
-            r.len = n + 5
+            r.len = 5
+            if n >= SHARE_MIN:
+                Py_INCREF(message)
+                r.owner = <void *>message
+                r.body = PyBytes_AS_STRING(message)
+                r.bodylen = n
+            else:
+                memcpy(r.data + 5, PyBytes_AS_STRING(message), n)
+                r.len += n
         if grpc_message:
             r.msg = dup_bytes(PyBytes_AS_STRING(grpc_message), PyBytes_GET_SIZE(grpc_message))
             r.msglen = PyBytes_GET_SIZE(grpc_message)
         replies_push(self.loop, r)
+
+    cdef void _drop_released(self):
+        """Drop the references to response bodies the loop has finished with."""
+        cdef OutMsg *m = released_take_all(self.loop)
+        cdef OutMsg *next
+        while m != NULL:
+            next = m.next
+            Py_XDECREF(<PyObject *>m.owner)
+            free(m)
+            m = next
 
     def send_http(self, int fd, uint32_t gen, int32_t sid, int status, headers, bytes body) -> None:
         """Answer an HTTP event: `status`, `headers` ((name, value) pairs) and `body`.
@@ -272,7 +304,7 @@ cdef class NativeServer:
         self._command(R_CLOSE_ALL)
 
     def exit(self) -> None:
-        """Make `run` return; `next_event` then answers None to every worker."""
+        """Make `run` return; `next_events` then answers [] to every worker."""
         self._command(R_EXIT)
 
     @property
@@ -289,11 +321,12 @@ cdef class NativeServer:
         for i in range(loop.nconns):
             if loop.conns[i] != NULL:
                 conn_close(loop.conns[i])
+        loop_apply_replies(loop)  # frees what is left (no connection remains)
         while loop.events.head != NULL:
             ev = loop.events.head
             loop.events.head = ev.next
             event_free(ev)
-        loop_apply_replies(loop)  # frees what is left (no connection remains)
+        self._drop_released()
         for i in range(loop.nlisteners):
             if loop.listeners[i].ctx != NULL:
                 SSL_CTX_free(loop.listeners[i].ctx)

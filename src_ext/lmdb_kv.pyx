@@ -10,8 +10,10 @@ and one more record in the key's index entry. Transactions come from our
 binding (lmdb.pyx, Transaction.handle()); nothing here takes py-lmdb's.
 
 A range scan walks the index with an LMDB cursor and reads each live
-KeyValue from the `key` DB, collecting pointers into the map; only then are
-the values copied into bytes. The first SCAN_WITH_GIL index entries are
+KeyValue from the `key` DB (through a second cursor), collecting pointers
+into the map; only then are the values copied: into one bytes object each
+(`range_live`), or straight into one marshalled RangeResponse
+(`range_response`, what a Range call answers). The first SCAN_WITH_GIL index entries are
 read holding the GIL (a short range would lose more waiting to take it
 back); a longer scan releases it, so long LISTs run beside other requests.
 
@@ -42,16 +44,29 @@ from libc.string cimport memcmp, memcpy
 
 from lmdb_capi cimport *
 from revrecords cimport *
+from wire cimport len_field_size, put_varint, put_varint_field, varint_field_size
 
 from k0s_store._ext.codec import decode_kv, encode_kv, kv_without_value
 from k0s_store._ext.lmdb import _ERRORS, Error
 
-__all__ = ["get_live", "index_records", "put_revision", "range_live", "tombstone"]
+__all__ = [
+    "get_live", "index_records", "put_revision", "range_live", "range_response", "tombstone"
+]
 
 cdef enum:
     SHORT_KEY_MAX = GROUP_KEY_BYTES - 1
     SCAN_WITH_GIL = 256
     CORRUPT = -1  # a malformed index value: reported as MDB_CORRUPTED
+    NEXT_TRIES = 4  # see live_kv
+    NEXT_PAUSE = 60
+
+# RangeResponse's one-byte tags (field number << 3 | wire type): header (1)
+# and kvs (2) length-delimited, more (3) and count (4) varints.
+cdef enum:
+    TAG_HEADER = 0x0A
+    TAG_KVS = 0x12
+    TAG_MORE = 0x18
+    TAG_COUNT = 0x20
 
 cdef const char* TXN_CAPSULE = b"k0s_store._ext.lmdb.MDB_txn"
 
@@ -118,11 +133,18 @@ cdef int find_records(MDB_txn* txn, MDB_dbi index_dbi, const uint8_t* key, size_
 
 
 cdef int live_kv(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records, uint64_t rev,
-                 MDB_val* kv) noexcept nogil:
+                 MDB_val* kv, MDB_cursor* cursor=NULL, int* next_misses=NULL) noexcept nogil:
     """The stored KeyValue of the record live at `rev` into `kv`: 0,
-    MDB_NOTFOUND (not live then), or an LMDB error."""
+    MDB_NOTFOUND (not live then), or an LMDB error.
+
+    A range passes a `cursor` on the key DB, as its revisions often follow
+    one another (keys written in key order): the entry after the cursor's is
+    tried first (`next_misses` counts the tries that missed in a row: after
+    NEXT_TRIES of them, NEXT_PAUSE keys go without a try), then LMDB looks on
+    the cursor's page before it descends from the root.
+    """
     cdef uint8_t rev_key[REV_KEY_LEN]
-    cdef MDB_val k
+    cdef MDB_val k, next_key
     cdef Py_ssize_t i
     if records.mv_size % REC_SIZE:
         return MDB_CORRUPTED
@@ -132,7 +154,18 @@ cdef int live_kv(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records, uint64_t
     write_rev_key(rev_key, <const uint8_t*>records.mv_data + i * REC_SIZE)
     k.mv_data = rev_key
     k.mv_size = REV_KEY_LEN
-    return mdb_get(txn, key_dbi, &k, kv)
+    if cursor == NULL:
+        return mdb_get(txn, key_dbi, &k, kv)
+    if next_misses[0] < NEXT_TRIES:
+        if (mdb_cursor_get(cursor, &next_key, kv, MDB_NEXT) == 0
+                and next_key.mv_size == REV_KEY_LEN
+                and memcmp(next_key.mv_data, rev_key, REV_KEY_LEN) == 0):
+            next_misses[0] = 0
+            return 0
+    next_misses[0] += 1
+    if next_misses[0] == NEXT_TRIES + NEXT_PAUSE:
+        next_misses[0] = 0
+    return mdb_cursor_get(cursor, &k, kv, MDB_SET)
 
 
 def index_records(txn, index_db, bytes key):
@@ -167,7 +200,9 @@ def get_live(txn, index_db, key_db, bytes key, uint64_t rev):
 
 cdef struct Scan:
     MDB_txn* txn
-    MDB_cursor* cursor
+    MDB_cursor* cursor  # on the index DB
+    MDB_cursor* kv_cursor  # on the key DB
+    int next_misses  # see live_kv
     MDB_dbi key_dbi
     const uint8_t* key
     size_t key_len
@@ -199,7 +234,7 @@ cdef int visit(Scan* s, const uint8_t* ukey, size_t ulen, const MDB_val* records
         if find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, s.rev) >= 0:
             s.count += 1
         return 0
-    rc = live_kv(s.txn, s.key_dbi, records, s.rev, &kv)
+    rc = live_kv(s.txn, s.key_dbi, records, s.rev, &kv, s.kv_cursor, &s.next_misses)
     if rc == MDB_NOTFOUND:
         return 0
     if rc:
@@ -266,13 +301,11 @@ cdef int walk(Scan* s, MDB_cursor_op op, Py_ssize_t budget) noexcept nogil:
     return 0
 
 
-def range_live(txn, index_db, key_db, bytes key, bytes end,
-               uint64_t rev, Py_ssize_t limit, bint fetch, bint keys_only=False):
-    """Over the user keys in [key, end) (end b"": no bound): (the stored
-    KeyValue of each key live at `rev`, at most `limit` of them (0: all),
-    none unless `fetch`, without their values if `keys_only` (read in place,
-    never copied); the number of keys live at `rev`)."""
-    cdef Scan s
+cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev,
+              Py_ssize_t limit, bint fetch) except -1:
+    """Fill `s` from the user keys in [key, end) (end b"": no bound): the count
+    of keys live at `rev` and, if `fetch`, the KeyValues of the first `limit` of
+    them (0: all) in s.found, which the caller frees."""
     cdef MDB_val start, ignored
     cdef MDB_cursor_op op = MDB_SET_RANGE
     cdef int rc
@@ -287,7 +320,7 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
     s.rev = rev
     s.limit = limit
     s.fetch = fetch
-    s.count = s.n_found = s.cap_found = 0
+    s.count = s.n_found = s.cap_found = s.next_misses = 0
     s.found = NULL
     s.done = False
     # Start at the DB key that may hold `key` (its group for a long key).
@@ -304,19 +337,40 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
     rc = mdb_cursor_open(s.txn, index_db.dbi, &s.cursor)
     if rc:
         fail("mdb_cursor_open", rc)
+    rc = mdb_cursor_open(s.txn, s.key_dbi, &s.kv_cursor)
+    if rc:
+        mdb_cursor_close(s.cursor)
+        fail("mdb_cursor_open", rc)
     try:
         rc = mdb_cursor_get(s.cursor, &start, &ignored, op) if op == MDB_SET_RANGE else 0
         if rc == MDB_NOTFOUND:
-            return [], 0
+            return 0
         if rc:
             fail("mdb_cursor_get", rc)
         # The cursor stands on the first entry: visit it again with GET_CURRENT.
-        rc = walk(&s, MDB_GET_CURRENT if op == MDB_SET_RANGE else MDB_FIRST, SCAN_WITH_GIL)
+        rc = walk(s, MDB_GET_CURRENT if op == MDB_SET_RANGE else MDB_FIRST, SCAN_WITH_GIL)
         if rc == 0 and not s.done:
             with nogil:
-                rc = walk(&s, MDB_NEXT, -1)
+                rc = walk(s, MDB_NEXT, -1)
         if rc:
-            fail("range_live", rc)
+            fail("range scan", rc)
+        return 0
+    finally:
+        mdb_cursor_close(s.kv_cursor)
+        mdb_cursor_close(s.cursor)
+
+
+def range_live(txn, index_db, key_db, bytes key, bytes end,
+               uint64_t rev, Py_ssize_t limit, bint fetch, bint keys_only=False):
+    """Over the user keys in [key, end) (end b"": no bound): (the stored
+    KeyValue of each key live at `rev`, at most `limit` of them (0: all),
+    none unless `fetch`, without their values if `keys_only` (read in place,
+    never copied); the number of keys live at `rev`)."""
+    cdef Scan s
+    cdef Py_ssize_t i
+    s.found = NULL
+    try:
+        scan(&s, txn, index_db, key_db, key, end, rev, limit, fetch)
         if keys_only:
             return [
                 kv_without_value(
@@ -329,8 +383,75 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
             for i in range(s.n_found)
         ], s.count
     finally:
-        mdb_cursor_close(s.cursor)
         free(s.found)
+
+
+def range_response(txn, index_db, key_db, bytes header, bytes key, end,
+                   uint64_t rev, Py_ssize_t limit):
+    """A marshalled RangeResponse over `key` alone (end None) or the user keys
+    in [key, end) (end b"": no bound): `header` (a ResponseHeader body), the
+    stored KeyValues of the first `limit` keys live at `rev` (0: all), `more`
+    when more are live, and their `count`.
+
+    The KeyValues go from the map into the response with no object per key,
+    and a long response is written without the GIL.
+    """
+    cdef Scan s
+    cdef MDB_val one, records
+    cdef const MDB_val* kvs = &one
+    cdef MDB_txn* c_txn = txn_of(txn)
+    cdef Py_ssize_t n, count, i, size, header_len = PyBytes_GET_SIZE(header)
+    cdef int rc
+    cdef bint more
+    cdef bytes out
+    cdef uint8_t* w
+    s.found = NULL
+    try:
+        if end is None:
+            rc = find_records(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                              PyBytes_GET_SIZE(key), &records)
+            if rc == 0:
+                rc = live_kv(c_txn, key_db.dbi, &records, rev, &one)
+            if rc and rc != MDB_NOTFOUND:
+                fail("range_response", rc)
+            n = count = 0 if rc else 1
+        else:
+            scan(&s, txn, index_db, key_db, key, <bytes>end, rev, limit, True)
+            kvs, n, count = s.found, s.n_found, s.count
+        more = limit > 0 and count > limit
+        size = len_field_size(header_len) + varint_field_size(more) + varint_field_size(count)
+        for i in range(n):
+            size += len_field_size(kvs[i].mv_size)
+        out = PyBytes_FromStringAndSize(NULL, size)
+        w = <uint8_t*>PyBytes_AS_STRING(out)
+        w[0] = TAG_HEADER
+        w = put_varint(w + 1, header_len)
+        memcpy(w, PyBytes_AS_STRING(header), header_len)
+        w += header_len
+        if n <= SCAN_WITH_GIL:
+            w = put_kv_fields(w, kvs, n)
+        else:
+            with nogil:
+                w = put_kv_fields(w, kvs, n)
+        w = put_varint_field(w, TAG_MORE, more)
+        put_varint_field(w, TAG_COUNT, count)
+        return out
+    finally:
+        free(s.found)
+
+
+cdef inline uint8_t* put_kv_field(uint8_t* w, const MDB_val* kv) noexcept nogil:
+    w[0] = TAG_KVS
+    w = put_varint(w + 1, kv.mv_size)
+    memcpy(w, kv.mv_data, kv.mv_size)
+    return w + kv.mv_size
+
+
+cdef uint8_t* put_kv_fields(uint8_t* w, const MDB_val* kvs, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        w = put_kv_field(w, &kvs[i])
+    return w
 
 
 # -- writes ----------------------------------------------------------------

@@ -48,6 +48,10 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
         nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
         uint32_t *data_flags, nghttp2_data_source *source, void *user_data) noexcept
 
+    ctypedef int (*nghttp2_send_data_callback)(
+        nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+        nghttp2_data_source *source, void *user_data) noexcept
+
     ctypedef struct nghttp2_data_provider:
         nghttp2_data_source source
         nghttp2_data_source_read_callback read_callback
@@ -69,6 +73,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
 
     enum:
         NGHTTP2_ERR_DEFERRED
+        NGHTTP2_ERR_WOULDBLOCK
         NGHTTP2_ERR_CALLBACK_FAILURE
         NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
         NGHTTP2_FLAG_NONE
@@ -81,6 +86,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
         NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
         NGHTTP2_DATA_FLAG_EOF
         NGHTTP2_DATA_FLAG_NO_END_STREAM
+        NGHTTP2_DATA_FLAG_NO_COPY
         NGHTTP2_NV_FLAG_NONE
         NGHTTP2_NV_FLAG_NO_COPY_NAME
         NGHTTP2_NV_FLAG_NO_COPY_VALUE
@@ -100,6 +106,8 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
         nghttp2_session_callbacks *cbs, nghttp2_on_data_chunk_recv_callback cb)
     void nghttp2_session_callbacks_set_on_stream_close_callback(
         nghttp2_session_callbacks *cbs, nghttp2_on_stream_close_callback cb)
+    void nghttp2_session_callbacks_set_send_data_callback(
+        nghttp2_session_callbacks *cbs, nghttp2_send_data_callback cb)
 
     int nghttp2_option_new(nghttp2_option **option_ptr)
     void nghttp2_option_del(nghttp2_option *option)

@@ -1,7 +1,8 @@
 # cython: language_level=3
-"""Protocol-buffer wire reading shared by the compiled decoders (codec.pyx,
-txn_codec.pyx): tags, varints and length-delimited spans, bounds-checked;
-malformed input raises ValueError."""
+"""Protocol-buffer wire format shared by the compiled codecs (codec.pyx,
+txn_codec.pyx, lmdb_kv.pyx): reading tags, varints and length-delimited
+spans, bounds-checked (malformed input raises ValueError), and writing
+varints and the sizes of fields."""
 
 from libc.stdint cimport uint8_t, uint64_t
 
@@ -89,3 +90,39 @@ cdef inline int skip_value(const uint8_t** pp, const uint8_t* end, int wire) exc
         pp[0] += width
         return 1
     return 0
+
+
+# ---- writing -------------------------------------------------------------
+
+cdef inline Py_ssize_t varint_size(uint64_t v) noexcept nogil:
+    cdef Py_ssize_t n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+cdef inline uint8_t* put_varint(uint8_t* p, uint64_t v) noexcept nogil:
+    while v >= 0x80:
+        p[0] = <uint8_t>(v | 0x80)
+        v >>= 7
+        p += 1
+    p[0] = <uint8_t>v
+    return p + 1
+
+
+cdef inline Py_ssize_t varint_field_size(uint64_t v) noexcept nogil:
+    """Size of a proto3 varint field with a 1-byte tag: 0 when the value is 0."""
+    return 0 if v == 0 else 1 + varint_size(v)
+
+
+cdef inline uint8_t* put_varint_field(uint8_t* p, uint8_t tag, uint64_t v) noexcept nogil:
+    if v == 0:
+        return p
+    p[0] = tag
+    return put_varint(p + 1, v)
+
+
+cdef inline Py_ssize_t len_field_size(Py_ssize_t n) noexcept nogil:
+    """Size of a length-delimited field with a 1-byte tag and an n-byte body."""
+    return 1 + varint_size(<uint64_t>n) + n

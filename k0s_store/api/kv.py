@@ -88,11 +88,7 @@ class KVService:
         validation.check_range(req)
         if self.auth.applies(caller):
             self.auth.require_range(self.auth.user(caller), req.key, req.range_end)
-        resp = self.store.range(req)
-        r = resp.result
-        return codec.encode_range_response(
-            self.header.encode(resp.revision), r.kvs, r.more, r.count
-        )
+        return self.store.range_response(req, self.header.encode)
 
     def put(self, request: bytes, caller: Caller = ANONYMOUS) -> bytes:
         """Put: marshalled PutRequest in, marshalled PutResponse out."""

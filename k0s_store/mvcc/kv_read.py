@@ -146,6 +146,37 @@ class ReadView:
             kvs = [codec.kv_without_value(kv) for kv in kvs]
         return RangeResult(kvs, more, count)
 
+    def range_response(self, req: RangeRequest, header: bytes) -> bytes:
+        """`range(req)` marshalled as a RangeResponse with `header` (a ResponseHeader
+        body). A plain range (no sort, filter, keys_only or count_only: a LIST, a
+        get) goes from the map into the response in compiled code, with no
+        object per key."""
+        reordered = (
+            req.sort_order != SORT_NONE
+            or req.sort_target != TARGET_KEY
+            or req.min_mod_revision
+            or req.max_mod_revision
+            or req.min_create_revision
+            or req.max_create_revision
+        )
+        if reordered or req.keys_only or req.count_only:
+            r = self.range(req)
+            return codec.encode_range_response(header, r.kvs, r.more, r.count)
+        self.check_revision(req.revision)
+        end = end_of(req.range_end)
+        if end and end <= req.key:
+            return codec.encode_range_response(header, [], False, 0)
+        return lmdb_kv.range_response(
+            self.txn,
+            self.dbs.index,
+            self.dbs.key,
+            header,
+            req.key,
+            end,
+            req.revision or self.read_rev,
+            max(req.limit, 0),
+        )
+
     def compare(self, cmp: Compare) -> bool:
         """etcd's applyCompare: every key in the range must satisfy it; a
         missing key compares as zeros, except that VALUE always fails."""

@@ -5,7 +5,13 @@ Byte formats: k0s_store/mvcc/index.py (DB keys, long-key groups) and
 k0s_store/mvcc/key_index.py (records).
 """
 
-from k0s_store.pure.codec import decode_kv, encode_kv, kv_without_value, rev_key
+from k0s_store.pure.codec import (
+    decode_kv,
+    encode_kv,
+    encode_range_response,
+    kv_without_value,
+    rev_key,
+)
 from k0s_store.pure.revindex import (
     GROUP_KEY_LEN,
     decode_group,
@@ -15,7 +21,14 @@ from k0s_store.pure.revindex import (
     record,
 )
 
-__all__ = ["get_live", "index_records", "put_revision", "range_live", "tombstone"]
+__all__ = [
+    "get_live",
+    "index_records",
+    "put_revision",
+    "range_live",
+    "range_response",
+    "tombstone",
+]
 
 _SHORT_KEY_MAX = GROUP_KEY_LEN - 1
 
@@ -79,6 +92,28 @@ def range_live(
                 kv = txn.get(rev_key, db=key_db)
                 found.append(kv_without_value(kv) if keys_only else kv)
     return found, count
+
+
+def range_response(
+    txn,
+    index_db,
+    key_db,
+    header: bytes,
+    key: bytes,
+    end: bytes | None,
+    rev: int,
+    limit: int,
+) -> bytes:
+    """A marshalled RangeResponse over `key` alone (end None) or the user keys
+    in [key, end) (end b"": no bound): `header` (a ResponseHeader body), the
+    stored KeyValues of the first `limit` keys live at `rev` (0: all), `more`
+    when more are live, and their `count`."""
+    if end is None:
+        kv = get_live(txn, index_db, key_db, key, rev)
+        kvs, count = ([], 0) if kv is None else ([kv], 1)
+    else:
+        kvs, count = range_live(txn, index_db, key_db, key, end, rev, limit, True)
+    return encode_range_response(header, kvs, 0 < limit < count, count)
 
 
 def _append_record(txn, index_db, key: bytes, new_record: bytes) -> None:

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from k0s_store._ext import h2server
+from k0s_store.api.caller import ANONYMOUS
 from k0s_store.api.methods import (
     Caller,
     Method,
@@ -94,6 +95,13 @@ _SHAPES = {
     Shape.EACH_MESSAGE: h2server.EACH_MESSAGE,
     Shape.SESSION: h2server.SESSION,
 }
+
+
+def _caller(token: str | None, cert_cn: str | None) -> Caller:
+    """Who is calling; one shared `ANONYMOUS` for the many calls with neither."""
+    if token is None and cert_cn is None:
+        return ANONYMOUS
+    return Caller(token=token, cert_cn=cert_cn)
 
 
 def _expired(deadline: float | None) -> bool:
@@ -278,7 +286,7 @@ class _Dispatcher:
         if kind == h2server.REQUEST:
             self.rpc_stats.received(len(data))
             if method.shape in (Shape.UNARY, Shape.SERVER_STREAM):
-                caller = Caller(token=token, cert_cn=cert_cn)
+                caller = _caller(token, cert_cn)
                 deadline = deadline_us / 1e6 if deadline_us >= 0 else None
                 if method.submit is not None:
                     self._submit(key, method, self.stats[index], data, caller, deadline)
@@ -368,7 +376,8 @@ class _Dispatcher:
             stats.finished(code, started, data, response, error)
             with self.lock:
                 self.in_flight -= 1
-                self.idle_changed.notify_all()
+                if not self.in_flight:  # what a shutdown waits for
+                    self.idle_changed.notify_all()
 
     def _submit(
         self,

@@ -94,6 +94,24 @@ def test_range_live_matches_the_model(store, lmdb_kv, key, end, rev):
         assert (kvs, count) == ([codec.kv_without_value(kv) for kv in expected], expected_count)
 
 
+@pytest.mark.parametrize(
+    ("key", "end"),
+    [(b"", b""), (b"/k/0100", b"/k/0200"), (LONG, b"/long0"), (b"/z", b""), (b"/k/0005", None)],
+)
+@pytest.mark.parametrize("rev", [1, 1300, 2600])
+def test_range_response_is_the_encoded_range(store, lmdb_kv, key, end, rev):
+    env, index_db, key_db, history = store
+    header = codec.encode_header(1, 2, rev, 3)
+    with env.begin() as txn:
+        for limit in (0, 1, 3, 500, 5000):
+            got = lmdb_kv.range_response(txn, index_db, key_db, header, key, end, rev, limit)
+            kvs, count = _expected(
+                history, key, key + b"\0" if end is None else end, rev, limit, True
+            )
+            expected = codec.encode_range_response(header, kvs, 0 < limit < count, count)
+            assert got == expected, limit
+
+
 def test_single_keys_and_records(store, lmdb_kv):
     env, index_db, key_db, history = store
     with env.begin() as txn:
