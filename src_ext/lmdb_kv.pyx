@@ -13,9 +13,10 @@ A range scan walks the index with an LMDB cursor and reads each live
 KeyValue from the `key` DB (through a second cursor), collecting pointers
 into the map; only then are the values copied: into one bytes object each
 (`range_live`), or straight into one marshalled RangeResponse
-(`range_response`, what a Range call answers). The first SCAN_WITH_GIL index entries are
-read holding the GIL (a short range would lose more waiting to take it
-back); a longer scan releases it, so long LISTs run beside other requests.
+(`range_response`, what a Range call answers). The first SCAN_WITH_GIL
+index entries are read holding the GIL (a short range would lose more
+waiting to take it back); a longer scan releases it, so long LISTs run
+beside other requests.
 
 The two writes keep a short key's index entry in an `IndexCache` for the
 rest of the write transaction, appended in place, and write it to the DB

@@ -142,7 +142,7 @@ class Writer:
         self._after_commit = after_commit
         self._commit_seconds = commit_seconds
         # Lock order: _cond, then nothing. `_busy`: a batch is running (on the
-        # writer thread or in a caller, see `_enqueue`); whoever set it alone
+        # writer thread or in a caller, see `call` and `held`); whoever set it alone
         # writes jobs_run and the store's in-memory state until `_release`.
         self._busy = False
         self.jobs_run = 0  # every job taken, failed ones included
@@ -162,7 +162,7 @@ class Writer:
         the writer is stopped; inside `held()`, such a job waits for its end (a
         job without `then` never waits: its caller will)."""
         job = Job(fn, exclusive, then)
-        held = then is not None and not exclusive and self._held.__dict__.get("on", False)
+        held = then is not None and not exclusive and getattr(self._held, "on", False)
         with self._cond:
             stopped = self._stopping
             if not stopped:
@@ -199,12 +199,11 @@ class Writer:
         them together: here when the writer is idle (no thread switch; their
         completions run here), else on the writer thread. For a caller that
         submits a run of writes (a transport worker's turn)."""
-        local = self._held.__dict__
-        local["on"] = True
+        self._held.on = True
         try:
             yield
         finally:
-            local["on"] = False
+            self._held.on = False
             with self._cond:
                 jobs = [] if self._busy else self._next_batch()
                 if jobs:
