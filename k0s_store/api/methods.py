@@ -72,6 +72,9 @@ class Method:
     # returns at once and reply(response, error) comes later from any thread
     # (the writer's, once durable). A transport may use either form.
     submit: Callable | None = None
+    # The handler only computes (reads the last committed state): it never waits
+    # for the writer, a lock or a client, so it needs no thread of its own.
+    computes_only: bool = False
 
     @property
     def path(self) -> str:
@@ -109,7 +112,7 @@ def method_table(s: Services) -> dict[str, Method]:
     m, c = "etcdserverpb.Maintenance", "etcdserverpb.Cluster"
     unary = Shape.UNARY
     methods = [
-        Method(kv, "Range", unary, s.kv.range, wants_caller=True),
+        Method(kv, "Range", unary, s.kv.range, wants_caller=True, computes_only=True),
         Method(kv, "Put", unary, s.kv.put, wants_caller=True, submit=s.kv.submit_put),
         Method(
             kv,

@@ -7,10 +7,10 @@ of the transport-neutral table (`k0s_store.api.methods`) the way their
 
 Threads:
 - the loop (one, in C, GIL released);
-- workers: a pool that grows while every worker is busy (a put waits for its
-  group commit, so concurrent puts need concurrent workers to share an
-  fsync), up to `max_workers`; a worker takes up to `EVENTS_PER_TURN` quick
-  events (`_quick`) at once, an event that may block alone;
+- workers: a pool that grows, up to `max_workers`, when a request that may
+  wait (a cold RPC on the writer, a snapshot) finds every worker busy (see
+  `_WorkerPool`); a worker takes up to `EVENTS_PER_TURN` quick events
+  (`_quick`) at once, an event that may block alone;
 - the events of one streaming call (Watch, LeaseKeepAlive) are handled one
   at a time, in order (`_Call.post`), by whichever worker is free;
 - a Watch session has no thread: it is driven push-style (see
@@ -250,6 +250,8 @@ class _Dispatcher:
         self.rpc_stats = rpc_stats
         served = rpc_stats.serve(self.table)
         self.stats = [served[m.path] for m in methods]  # by the core's method index
+        # Requests that may hold their worker waiting (see _WorkerPool), by index.
+        self.waiting = [not (_quick(m) or m.computes_only) for m in methods]
         self.calls: dict[tuple[int, int, int], _Call] = {}
         self.flows: dict[tuple[int, int, int], _Flow] = {}  # senders waiting for DRAINED
         self.lock = threading.Lock()
@@ -559,7 +561,12 @@ class _Dispatcher:
 
 
 class _WorkerPool:
-    """Threads taking the core's events; one more starts whenever none is idle."""
+    """Threads taking the core's events. One more starts when a worker takes a
+    request that may wait (a cold RPC on the writer, a snapshot on its client)
+    and none is idle, so waiting calls never leave the quick ones unserved.
+    Only then: work that just computes gains nothing from more threads (they
+    share the GIL), and a large pool turns every wake-up into a fight for it
+    (at 100 clients of Range, ~185 threads halved the throughput)."""
 
     def __init__(
         self,
@@ -591,9 +598,11 @@ class _WorkerPool:
             events = core.next_events(EVENTS_PER_TURN)
             if not events:
                 return
+            first = events[0]
+            may_wait = first[0] == h2server.REQUEST and self.dispatcher.waiting[first[4]]
             with self.lock:
                 self.idle -= 1
-                grow = self.idle == 0 and len(self.threads) < self.max_workers
+                grow = may_wait and self.idle == 0 and len(self.threads) < self.max_workers
             if grow:
                 self._spawn()
             with self.writes_held():
