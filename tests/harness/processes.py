@@ -23,6 +23,14 @@ from .ports import free_port
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+# Ports come from free_port(): free a moment before the server binds them, so
+# another process may take one meanwhile. A first start that loses its port
+# this way starts again on new ones, up to this many times.
+PORT_ATTEMPTS = 3
+
+
+class _PortTaken(Exception):
+    """The server exited because its port was taken before it could bind."""
 
 
 def subject_is_etcd() -> bool:
@@ -81,6 +89,8 @@ class ServerProcess:
         self.peer_port = free_port()
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self._log_start = 0  # where this start's output begins in the log
+        self._served = False  # ready at least once (its port is then its own)
 
     @property
     def endpoint(self) -> str:
@@ -129,6 +139,7 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         """Spawn the server (no waiting); the environment is passed through."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
+        self._log_start = self._log.tell()
         self._log.write(f"==> {' '.join(self.argv())}\n".encode())
         self._log.flush()
         self.proc = subprocess.Popen(
@@ -149,16 +160,31 @@ class ServerProcess:
         return grpc.insecure_channel(self.endpoint, options)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> "ServerProcess":
-        """Block until a Range answers; raise with the log tail if it never does."""
+        """Block until a Range answers; raise with the log tail if it never does.
+        A first start whose port was taken meanwhile starts again on new ports."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._wait_ready(timeout, may_move=attempt < PORT_ATTEMPTS)
+                self._served = True
+                return self
+            except _PortTaken:
+                self._reap()
+                self.port, self.peer_port = free_port(), free_port()
+                self.start()
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _wait_ready(self, timeout: float, may_move: bool) -> None:
         deadline = time.monotonic() + timeout
         with self.channel() as channel:
             kv = rpc_pb2_grpc.KVStub(channel)
             while True:
                 if self.proc is not None and self.proc.poll() is not None:
+                    if may_move and not self._served and self._lost_port():
+                        raise _PortTaken()
                     raise RuntimeError(f"{self.kind} exited early:\n{self.log_tail()}")
                 try:
                     kv.Range(rpc_pb2.RangeRequest(key=b"health"), timeout=1.0)
-                    return self
+                    return
                 except grpc.RpcError:
                     if time.monotonic() > deadline:
                         raise RuntimeError(
@@ -196,6 +222,12 @@ class ServerProcess:
         assert self.proc is not None
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _lost_port(self) -> bool:
+        """True if this start's output says a port was in use (ours, etcd)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            return b"address already in use" in log.read().lower()
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of the server's output."""
