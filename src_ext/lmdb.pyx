@@ -732,8 +732,9 @@ cdef class Transaction(_Node):
     def handle(self):
         """The MDB_txn* as a capsule named TXN_CAPSULE, for the compiled
         storage path of this package (lmdb_kv.pyx); valid until the
-        transaction ends, which the caller must not let happen meanwhile."""
-        self._check()
+        transaction ends, which the caller must not let happen meanwhile.
+        The pending deferred writes are done first."""
+        self._use()
         return PyCapsule_New(self.txn, TXN_CAPSULE, NULL)
 
     def id(self):

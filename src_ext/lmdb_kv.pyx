@@ -73,10 +73,7 @@ cdef const char* TXN_CAPSULE = b"k0s_store._ext.lmdb.MDB_txn"
 
 
 cdef MDB_txn* txn_of(txn) except NULL:
-    """The transaction's MDB_txn, its pending writes done."""
-    if txn.pending is not None:
-        pending, txn.pending = txn.pending, None
-        pending()
+    """The transaction's MDB_txn, its pending writes done (Transaction.handle)."""
     return <MDB_txn*>PyCapsule_GetPointer(txn.handle(), TXN_CAPSULE)
 
 
@@ -181,18 +178,26 @@ def index_records(txn, index_db, bytes key):
     return PyBytes_FromStringAndSize(<const char*>records.mv_data, records.mv_size)
 
 
-def get_live(txn, index_db, key_db, bytes key, uint64_t rev):
-    """The stored KeyValue of `key` live at `rev`, or None."""
-    cdef MDB_txn* c_txn = txn_of(txn)
-    cdef MDB_val records, kv
-    cdef int rc = find_records(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+cdef bint key_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, bytes key, uint64_t rev,
+                   MDB_val* kv) except -1:
+    """The stored KeyValue of `key` live at `rev` into `kv`: True, or False if none."""
+    cdef MDB_val records
+    cdef int rc = find_records(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
                                PyBytes_GET_SIZE(key), &records)
     if rc == 0:
-        rc = live_kv(c_txn, key_db.dbi, &records, rev, &kv)
+        rc = live_kv(txn, key_dbi, &records, rev, kv)
     if rc == MDB_NOTFOUND:
-        return None
+        return False
     if rc:
         fail("get_live", rc)
+    return True
+
+
+def get_live(txn, index_db, key_db, bytes key, uint64_t rev):
+    """The stored KeyValue of `key` live at `rev`, or None."""
+    cdef MDB_val kv
+    if not key_live(txn_of(txn), index_db.dbi, key_db.dbi, key, rev, &kv):
+        return None
     return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
 
 
@@ -398,24 +403,16 @@ def range_response(txn, index_db, key_db, bytes header, bytes key, end,
     and a long response is written without the GIL.
     """
     cdef Scan s
-    cdef MDB_val one, records
+    cdef MDB_val one
     cdef const MDB_val* kvs = &one
-    cdef MDB_txn* c_txn = txn_of(txn)
     cdef Py_ssize_t n, count, i, size, header_len = PyBytes_GET_SIZE(header)
-    cdef int rc
     cdef bint more
     cdef bytes out
     cdef uint8_t* w
     s.found = NULL
     try:
         if end is None:
-            rc = find_records(c_txn, index_db.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
-                              PyBytes_GET_SIZE(key), &records)
-            if rc == 0:
-                rc = live_kv(c_txn, key_db.dbi, &records, rev, &one)
-            if rc and rc != MDB_NOTFOUND:
-                fail("range_response", rc)
-            n = count = 0 if rc else 1
+            n = count = key_live(txn_of(txn), index_db.dbi, key_db.dbi, key, rev, &one)
         else:
             scan(&s, txn, index_db, key_db, key, <bytes>end, rev, limit, True)
             kvs, n, count = s.found, s.n_found, s.count
@@ -606,12 +603,28 @@ cdef class IndexCache:
         self.entries = {}
 
 
-cdef bytearray cached_records(txn, index_db, bytes key):
-    """The records of a short `key` as this transaction's cache holds them
-    (read from the DB the first time), to read and append to in place."""
+cdef int read_records(MDB_txn* txn, MDB_dbi index_dbi, bytes key, MDB_val* records) except -1:
+    """The key's records into `records` (none: empty); raises on a malformed entry."""
+    cdef int rc = find_records(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                               PyBytes_GET_SIZE(key), records)
+    if rc == MDB_NOTFOUND:
+        records.mv_size = 0
+    elif rc:
+        fail("index_records", rc)
+    elif records.mv_size % REC_SIZE:
+        fail("index_records", MDB_CORRUPTED)
+    return 0
+
+
+cdef object records_to_write(txn, index_db, bytes key, MDB_txn** c_txn, MDB_val* records):
+    """Where a write finds the key's records (into `records`, and the MDB_txn):
+    a short key's in this transaction's cache, returned to be appended to in
+    place; a long key's in its group in the DB (returns None)."""
     cdef IndexCache cache
-    cdef MDB_val records
-    cdef int rc
+    if PyBytes_GET_SIZE(key) > SHORT_KEY_MAX:
+        c_txn[0] = txn_of(txn)
+        read_records(c_txn[0], index_db.dbi, key, records)
+        return None
     pending = txn.pending
     if type(pending) is IndexCache and (<IndexCache>pending).dbi == index_db.dbi:
         cache = <IndexCache>pending
@@ -621,31 +634,27 @@ cdef bytearray cached_records(txn, index_db, bytes key):
         cache.dbi = index_db.dbi
         cache.entries = {}
         txn.pending = cache
+    c_txn[0] = cache.txn
     entry = cache.entries.get(key)
     if entry is None:
-        rc = find_records(cache.txn, cache.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
-                          PyBytes_GET_SIZE(key), &records)
-        if rc == MDB_NOTFOUND:
-            records.mv_size = 0
-        elif rc:
-            fail("index_records", rc)
-        elif records.mv_size % REC_SIZE:
-            fail("index_records", MDB_CORRUPTED)
+        read_records(cache.txn, cache.dbi, key, records)
         entry = PyByteArray_FromStringAndSize(<const char*>records.mv_data, records.mv_size)
         cache.entries[key] = entry
-    return <bytearray>entry
+    records.mv_data = PyByteArray_AS_STRING(entry)
+    records.mv_size = PyByteArray_GET_SIZE(entry)
+    return entry
 
 
-cdef object latest_live(MDB_txn* txn, MDB_dbi key_dbi, const uint8_t* records, size_t size):
+cdef object latest_live(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records):
     """The stored KeyValue of the newest of `records` unless it is a
     tombstone (or there is none): None."""
     cdef MDB_val kv, k
     cdef uint8_t rev_key[REV_KEY_LEN]
     cdef const uint8_t* last
     cdef int rc
-    if size == 0:
+    if records.mv_size == 0:
         return None
-    last = records + size - REC_SIZE
+    last = <const uint8_t*>records.mv_data + records.mv_size - REC_SIZE
     if rec_tombstone(last):
         return None
     write_rev_key(rev_key, last)
@@ -657,56 +666,19 @@ cdef object latest_live(MDB_txn* txn, MDB_dbi key_dbi, const uint8_t* records, s
     return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
 
 
-cdef class _Entry:
-    """Where a written key's records are: the transaction's cache (a short
-    key) or the DB (a long key, rewritten in its group by append_record)."""
-
-    cdef bytearray cached
-    cdef MDB_val stored
-    cdef MDB_txn* txn
-    cdef MDB_dbi dbi
-    cdef bytes key
-
-
-cdef _Entry open_entry(txn, index_db, bytes key):
-    cdef _Entry e = _Entry.__new__(_Entry)
-    cdef int rc
-    e.key = key
-    e.dbi = index_db.dbi
-    if PyBytes_GET_SIZE(key) <= SHORT_KEY_MAX:
-        e.cached = cached_records(txn, index_db, key)
-        e.txn = (<IndexCache>txn.pending).txn
-        return e
-    e.txn = txn_of(txn)
-    rc = find_records(e.txn, e.dbi, <const uint8_t*>PyBytes_AS_STRING(key),
-                      PyBytes_GET_SIZE(key), &e.stored)
-    if rc == MDB_NOTFOUND:
-        e.stored.mv_size = 0
-    elif rc:
-        fail("index_records", rc)
-    elif e.stored.mv_size % REC_SIZE:
-        fail("index_records", MDB_CORRUPTED)
-    return e
-
-
-cdef object entry_latest(_Entry e, MDB_dbi key_dbi):
-    if e.cached is not None:
-        return latest_live(e.txn, key_dbi, <const uint8_t*>PyByteArray_AS_STRING(e.cached),
-                           PyByteArray_GET_SIZE(e.cached))
-    return latest_live(e.txn, key_dbi, <const uint8_t*>e.stored.mv_data, e.stored.mv_size)
-
-
-cdef int entry_append(_Entry e, uint64_t main, uint64_t sub, bint tomb) except -1:
-    cdef uint8_t record[REC_SIZE]
+cdef int add_record(MDB_txn* txn, MDB_dbi index_dbi, bytes key, cached, uint64_t main,
+                    uint64_t sub, bint tomb) except -1:
+    """One more record for `key`: appended to its cached entry, or (a long key,
+    `cached` None) written into its group."""
     cdef Py_ssize_t n
     cdef int rc
-    if e.cached is not None:
-        n = PyByteArray_GET_SIZE(e.cached)
-        PyByteArray_Resize(e.cached, n + REC_SIZE)
-        write_record(<uint8_t*>PyByteArray_AS_STRING(e.cached) + n, main, sub, tomb)
+    if cached is not None:
+        n = PyByteArray_GET_SIZE(cached)
+        PyByteArray_Resize(cached, n + REC_SIZE)
+        write_record(<uint8_t*>PyByteArray_AS_STRING(cached) + n, main, sub, tomb)
         return 0
-    rc = append_record(e.txn, e.dbi, <const uint8_t*>PyBytes_AS_STRING(e.key),
-                       PyBytes_GET_SIZE(e.key), main, sub, tomb)
+    rc = append_record(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
+                       PyBytes_GET_SIZE(key), main, sub, tomb)
     if rc:
         fail("mdb_put", rc)
     return 0
@@ -720,9 +692,11 @@ def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, 
     or 0), or None, writing nothing, when an ignore flag asks for a value or
     lease the key does not have (it is not live).
     """
-    cdef _Entry entry = open_entry(txn, index_db, key)
+    cdef MDB_txn* c_txn
+    cdef MDB_val records
+    cached = records_to_write(txn, index_db, key, &c_txn, &records)
     create, version, old_lease = main, 1, 0
-    prev = entry_latest(entry, key_db.dbi)
+    prev = latest_live(c_txn, key_db.dbi, &records)
     if prev is not None:
         _, create, _, version, old_value, old_lease = decode_kv(prev)
         version += 1
@@ -733,19 +707,21 @@ def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, 
     elif ignore_value or ignore_lease:
         return None
     kv = encode_kv(key, create, main, version, value, lease)
-    put_kv(entry.txn, key_db.dbi, main, sub, False, kv)
-    entry_append(entry, main, sub, False)
+    put_kv(c_txn, key_db.dbi, main, sub, False, kv)
+    add_record(c_txn, index_db.dbi, key, cached, main, sub, False)
     return kv, prev, old_lease
 
 
 def tombstone(txn, index_db, key_db, bytes key, uint64_t main, uint64_t sub):
     """Write revision (main, sub) of a live `key` as its deletion; returns
     its last KeyValue (None, writing nothing, if it is not live)."""
-    cdef _Entry entry = open_entry(txn, index_db, key)
-    prev = entry_latest(entry, key_db.dbi)
+    cdef MDB_txn* c_txn
+    cdef MDB_val records
+    cached = records_to_write(txn, index_db, key, &c_txn, &records)
+    prev = latest_live(c_txn, key_db.dbi, &records)
     if prev is None:
         return None
     # etcd stores a tombstone as a KeyValue holding the key only.
-    put_kv(entry.txn, key_db.dbi, main, sub, True, encode_kv(key, 0, 0, 0, b"", 0))
-    entry_append(entry, main, sub, True)
+    put_kv(c_txn, key_db.dbi, main, sub, True, encode_kv(key, 0, 0, 0, b"", 0))
+    add_record(c_txn, index_db.dbi, key, cached, main, sub, True)
     return prev
