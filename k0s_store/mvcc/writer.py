@@ -149,7 +149,8 @@ class Writer:
         self._queue: deque[Job] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._stopping = False
-        self._held = threading.local()  # "on": this thread is inside held()
+        # "count": inside held(), the jobs this thread has held (None outside).
+        self._held = threading.local()
         self._completions = _Completions()
         self._thread = threading.Thread(target=self._run, name="k0s-store-writer", daemon=True)
         self._thread.start()
@@ -162,13 +163,15 @@ class Writer:
         the writer is stopped; inside `held()`, such a job waits for its end (a
         job without `then` never waits: its caller will)."""
         job = Job(fn, exclusive, then)
-        held = then is not None and not exclusive and getattr(self._held, "on", False)
+        held = then is not None and not exclusive and getattr(self._held, "count", None) is not None
         with self._cond:
             stopped = self._stopping
             if not stopped:
                 self._queue.append(job)
                 if not held:
                     self._cond.notify_all()
+        if held and not stopped:
+            self._held.count += 1
         if stopped:
             job.error = StoppedError()
             job.finish()
@@ -199,19 +202,24 @@ class Writer:
         them together: here when the writer is idle (no thread switch; their
         completions run here), else on the writer thread. For a caller that
         submits a run of writes (a transport worker's turn)."""
-        self._held.on = True
+        self._held.count = 0
         try:
             yield
         finally:
-            self._held.on = False
-            with self._cond:
-                jobs = [] if self._busy else self._next_batch()
-                if jobs:
-                    self._busy = True
-                elif self._queue:
-                    self._cond.notify_all()
+            count, self._held.count = self._held.count, None
+            if count:  # nothing held (a turn of reads): no lock to take
+                self._commit_held()
+
+    def _commit_held(self) -> None:
+        """Run what is queued here if the writer is idle, else wake the writer thread."""
+        with self._cond:
+            jobs = [] if self._busy else self._next_batch()
             if jobs:
-                self._run_here(jobs)
+                self._busy = True
+            elif self._queue:
+                self._cond.notify_all()
+        if jobs:
+            self._run_here(jobs)
 
     def _run_here(self, jobs: list[Job]) -> None:
         """Run a batch in the calling thread and answer its callers from here."""
