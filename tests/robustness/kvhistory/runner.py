@@ -34,6 +34,9 @@ class Report:
     unknown: int = 0
     revisions: int = 0
     watch_events: int = 0
+    # Cancels as compacted: a watcher far behind frequent compactions (etcd
+    # syncs lagging watchers every 100 ms) may see more of these than events.
+    watch_compactions: int = 0
     faults: list[str] = field(default_factory=list)
     violations: list = field(default_factory=list)
     inconclusive: bool = False
@@ -47,6 +50,7 @@ class Report:
         return (
             f"{self.ops} ops ({self.answered} answered, {self.unknown} unknown), "
             f"{self.revisions} revisions, {self.watch_events} watch events, "
+            f"{self.watch_compactions} watch compactions, "
             f"faults: {self._faults()}; {len(self.violations)} violations"
         )
 
@@ -165,6 +169,9 @@ def run_and_check(
     report.unknown = sum(op.status == "unknown" for op in ops)
     report.revisions = max(result.events, default=1)
     report.watch_events = sum(len(r.events) for w in watch_records for r in w.responses)
+    report.watch_compactions = sum(
+        bool(r.compact_revision) for w in watch_records for r in w.responses
+    )
     report.inconclusive = result.inconclusive
     report.violations = list(result.violations)
     if not result.violations:
