@@ -371,6 +371,34 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
         r = next
 
 
+cdef void loop_dispatch(Loop *loop) noexcept nogil:
+    """Wake a worker for each event this iteration queued; but a lone request
+    of an inline method, with every worker idle, is served here: two thread
+    wake-ups fewer (worker, then loop for the reply) for a lone client."""
+    cdef EventQueue *q = &loop.events
+    cdef Event *ev = NULL
+    pthread_mutex_lock(&q.lock)
+    if (loop.signals_owed and loop.inline_turn != NULL and q.head != NULL and q.head == q.tail
+            and q.head.kind == EV_REQUEST and q.head.method >= 0 and loop.inline[q.head.method]
+            and q.waiting == loop.workers):
+        ev = q.head
+        q.head = q.tail = NULL
+        loop.signals_owed = 0
+    wake_owed(loop)
+    pthread_mutex_unlock(&q.lock)
+    if ev != NULL:
+        serve_inline(loop, ev)
+        event_free(ev)
+        loop_apply_replies(loop)
+
+
+cdef void wake_owed(Loop *loop) noexcept nogil:
+    """Wake a worker per event the loop queued since (events lock held)."""
+    while loop.signals_owed > 0:
+        pthread_cond_signal(&loop.events.ready)
+        loop.signals_owed -= 1
+
+
 cdef void loop_flush_dirty(Loop *loop) noexcept nogil:
     cdef Conn *conn
     while loop.dirty != NULL:
@@ -388,7 +416,13 @@ cdef void loop_run(Loop *loop) noexcept nogil:
     cdef uint64_t counter
     cdef Conn *conn
     cdef int listener, r
+    loop.thread = pthread_self()
     while loop.running:
+        # Events queued since the last dispatch (a closed connection's) wake
+        # their workers before the loop sleeps.
+        pthread_mutex_lock(&loop.events.lock)
+        wake_owed(loop)
+        pthread_mutex_unlock(&loop.events.lock)
         n = epoll_wait(loop.epfd, events, MAX_EVENTS, ACCEPT_RETRY_MS if loop.accept_resume_ms else -1)
         if loop.accept_resume_ms and monotonic_ms() >= loop.accept_resume_ms:
             loop.accept_resume_ms = 0
@@ -421,4 +455,5 @@ cdef void loop_run(Loop *loop) noexcept nogil:
             if events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP):
                 conn_read(conn)
             conn_mark_dirty(conn)
+        loop_dispatch(loop)
         loop_flush_dirty(loop)

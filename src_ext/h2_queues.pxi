@@ -68,7 +68,13 @@ cdef void reply_free(Loop *loop, Reply *r) noexcept nogil:
     free(r)
 
 
+cdef inline bint on_loop(Loop *loop) noexcept nogil:
+    return pthread_equal(pthread_self(), loop.thread)
+
+
 cdef void events_push(Loop *loop, Event *ev) noexcept nogil:
+    """Queue an event. One the loop queues wakes a worker only at the end of
+    the loop's iteration (loop_dispatch), which may serve it itself."""
     cdef EventQueue *q = &loop.events
     ev.next = NULL
     pthread_mutex_lock(&q.lock)
@@ -77,7 +83,10 @@ cdef void events_push(Loop *loop, Event *ev) noexcept nogil:
     else:
         q.tail.next = ev
     q.tail = ev
-    pthread_cond_signal(&q.ready)
+    if on_loop(loop):
+        loop.signals_owed += 1
+    else:
+        pthread_cond_signal(&q.ready)
     pthread_mutex_unlock(&q.lock)
 
 
@@ -99,8 +108,11 @@ cdef Event *events_pop(Loop *loop, int limit, int block) noexcept nogil:
     cdef Event *last
     cdef int n = 1
     pthread_mutex_lock(&q.lock)
-    while block and q.head == NULL and not q.closed:
-        pthread_cond_wait(&q.ready, &q.lock)
+    if block:
+        q.waiting += 1
+        while q.head == NULL and not q.closed:
+            pthread_cond_wait(&q.ready, &q.lock)
+        q.waiting -= 1
     first = last = q.head
     if first != NULL:
         while (n < limit and last.next != NULL and event_is_quick(loop, last)
@@ -135,7 +147,7 @@ cdef void replies_push(Loop *loop, Reply *r) noexcept nogil:
         q.tail.next = r
     q.tail = r
     pthread_mutex_unlock(&q.lock)
-    if was_empty:
+    if was_empty and not on_loop(loop):  # the loop applies its own after its turn
         write(loop.evfd, &one, 8)
 
 

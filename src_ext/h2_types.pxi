@@ -71,6 +71,7 @@ cdef struct EventQueue:
     Event *head
     Event *tail
     int closed
+    int waiting            # workers blocked waiting for an event
 
 
 cdef struct ReplyQueue:
@@ -182,6 +183,11 @@ cdef struct Loop:
     size_t *pathlens
     int *shapes
     int *quick             # by method: its requests never block a worker (see events_pop)
+    int *inline            # by method: a lone request may be served on the loop (loop_dispatch)
+    void *inline_turn      # the Python callable that serves it (NULL: never inline)
+    pthread_t thread       # the loop's own
+    int workers            # Python's worker threads (NativeServer.add_worker)
+    int signals_owed       # events the loop queued this iteration, no worker woken yet
     int nmethods
     uint32_t max_recv
     EventQueue events

@@ -65,18 +65,46 @@ cdef Reply *new_reply(int kind, int fd, uint32_t gen, int32_t sid) except NULL:
     return r
 
 
+cdef object event_tuple(Event *ev):
+    """The Python view of an event (see NativeServer.next_events)."""
+    return (
+        ev.kind,
+        ev.fd,
+        ev.gen,
+        ev.sid,
+        ev.method,
+        PyBytes_FromStringAndSize(ev.data, ev.len) if ev.data != NULL else b"",
+        ev.token.decode("utf-8", "replace") if ev.token != NULL else None,
+        ev.cert_cn.decode("utf-8", "replace") if ev.cert_cn != NULL else None,
+        ev.deadline_us,
+        ev.seq,
+    )
+
+
+cdef void serve_inline(Loop *loop, Event *ev) noexcept nogil:
+    """Hand one request to the loop's inline callable, on the loop's thread."""
+    with gil:
+        try:
+            (<object>loop.inline_turn)(event_tuple(ev))
+        except BaseException:
+            pass  # the callable logs its own failures; the loop must go on
+
+
 cdef class NativeServer:
     """The loop and its queues.
 
     Args:
-        methods: (path, shape, quick) of every served method; events carry the
-            index. quick: its requests never block a worker (see `next_events`).
+        methods: (path, shape, quick, inline) of every served method; events
+            carry the index. quick: its requests never block a worker (see
+            `next_events`). inline: a lone request may be served on the loop's
+            thread (see `run`).
         max_recv: the largest request message accepted (grpc-go's check).
     """
 
     cdef Loop *loop
     cdef list _paths  # keeps the bytes the C table points into alive
     cdef dict _contexts  # listener index -> the TLSContext it serves with
+    cdef object _inline_turn  # keeps the loop's callable alive
 
     def __cinit__(self, list methods, uint32_t max_recv):
         cdef epoll_event ev
@@ -95,17 +123,19 @@ cdef class NativeServer:
         loop.max_recv = max_recv
         loop.accepting = 1
         loop.running = 1
-        self._paths = [path.encode() for path, _, _ in methods]
+        self._paths = [path.encode() for path, _, _, _ in methods]
         loop.nmethods = len(methods)
         loop.paths = <char **>calloc(len(methods) + 1, sizeof(char *))
         loop.pathlens = <size_t *>calloc(len(methods) + 1, sizeof(size_t))
         loop.shapes = <int *>calloc(len(methods) + 1, sizeof(int))
         loop.quick = <int *>calloc(len(methods) + 1, sizeof(int))
-        for i, (_, shape, quick) in enumerate(methods):
+        loop.inline = <int *>calloc(len(methods) + 1, sizeof(int))
+        for i, (_, shape, quick, inline) in enumerate(methods):
             loop.paths[i] = PyBytes_AS_STRING(self._paths[i])
             loop.pathlens[i] = PyBytes_GET_SIZE(self._paths[i])
             loop.shapes[i] = shape
             loop.quick[i] = quick
+            loop.inline[i] = inline
         loop.callbacks = make_callbacks()
         nghttp2_option_new(&loop.option)
         # nghttp2's HTTP checks would refuse what grpc-go accepts (e.g. the
@@ -150,8 +180,23 @@ cdef class NativeServer:
         self._contexts[index] = tls
         replies_push(self.loop, r)
 
-    def run(self) -> None:
-        """The event loop; returns after `exit()`. Call from one dedicated thread."""
+    def add_worker(self) -> None:
+        """Count one more thread taking `next_events` (before it starts)."""
+        with nogil:
+            pthread_mutex_lock(&self.loop.events.lock)
+            self.loop.workers += 1
+            pthread_mutex_unlock(&self.loop.events.lock)
+
+    def run(self, inline_turn=None) -> None:
+        """The event loop; returns after `exit()`. Call from one dedicated thread.
+
+        `inline_turn(event)`, if given, serves a request of an inline method on
+        the loop's thread when it is the only event of a loop iteration and
+        every worker (see `add_worker`) waits for one: a lone client's call
+        then costs no thread switch. It must not block.
+        """
+        self._inline_turn = inline_turn
+        self.loop.inline_turn = <void *>inline_turn if inline_turn is not None else NULL
         with nogil:
             loop_run(self.loop)
         events_close(self.loop)
@@ -186,18 +231,7 @@ cdef class NativeServer:
                     if ev.kind == EV_RELEASE:
                         self._drop_released()
                     else:
-                        events.append((
-                            ev.kind,
-                            ev.fd,
-                            ev.gen,
-                            ev.sid,
-                            ev.method,
-                            PyBytes_FromStringAndSize(ev.data, ev.len) if ev.data != NULL else b"",
-                            ev.token.decode("utf-8", "replace") if ev.token != NULL else None,
-                            ev.cert_cn.decode("utf-8", "replace") if ev.cert_cn != NULL else None,
-                            ev.deadline_us,
-                            ev.seq,
-                        ))
+                        events.append(event_tuple(ev))
                 finally:
                     nxt = ev.next
                     event_free(ev)
@@ -343,4 +377,5 @@ cdef class NativeServer:
         free(loop.pathlens)
         free(loop.shapes)
         free(loop.quick)
+        free(loop.inline)
         free(loop)

@@ -77,6 +77,9 @@ cdef extern from "<unistd.h>" nogil:
 
 
 cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    pthread_t pthread_self()
+    int pthread_equal(pthread_t a, pthread_t b)
     ctypedef struct pthread_mutex_t:
         pass
     ctypedef struct pthread_cond_t:

@@ -587,6 +587,7 @@ class _WorkerPool:
 
     def _spawn(self) -> None:
         thread = threading.Thread(target=self._work, name="rpc-worker", daemon=True)
+        self.dispatcher.core.add_worker()
         with self.lock:
             self.idle += 1
             self.threads.append(thread)
@@ -607,12 +608,16 @@ class _WorkerPool:
                 self._spawn()
             with self.writes_held():
                 for event in events:
-                    try:
-                        self.dispatcher.handle(event)
-                    except Exception:
-                        log.exception("dispatching an event failed")
+                    self.serve(event)
             with self.lock:
                 self.idle += 1
+
+    def serve(self, event) -> None:
+        """Handle one event; also the loop's inline turn (h2server's `run`)."""
+        try:
+            self.dispatcher.handle(event)
+        except Exception:
+            log.exception("dispatching an event failed")
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -661,7 +666,9 @@ class NativeServer:
         self.pool = pool
         self.sockets = sockets
         self.certificates = certificates
-        self.loop_thread = threading.Thread(target=core.run, name="h2-loop", daemon=True)
+        self.loop_thread = threading.Thread(
+            target=core.run, args=(pool.serve,), name="h2-loop", daemon=True
+        )
         self._stopped = threading.Event()
         self._stopping = False
 
@@ -735,7 +742,8 @@ def start_server(
     _raise_fd_limit()
     methods = list(method_table(build_services(store, settings)).values())
     core = h2server.NativeServer(
-        [(m.path, _SHAPES[m.shape], _quick(m)) for m in methods], settings.max_message_bytes
+        [(m.path, _SHAPES[m.shape], _quick(m), m.computes_only) for m in methods],
+        settings.max_message_bytes,
     )
     certificates = CertificateWatcher(tls, core) if any(x.secure for x in listeners) else None
     sockets, addresses = [], []
