@@ -41,7 +41,7 @@ from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from lmdb_capi cimport *
 from revrecords cimport *
@@ -58,8 +58,9 @@ cdef enum:
     SHORT_KEY_MAX = GROUP_KEY_BYTES - 1
     SCAN_WITH_GIL = 256
     CORRUPT = -1  # a malformed index value: reported as MDB_CORRUPTED
-    NEXT_TRIES = 4  # see live_kv
+    NEXT_TRIES = 4  # see fetch_rev
     NEXT_PAUSE = 60
+    SORT_MIN = 32  # fewer found KeyValues are fetched in key order (fetch_found)
 
 # RangeResponse's one-byte tags (field number << 3 | wire type): header (1)
 # and kvs (2) length-delimited, more (3) and count (4) varints.
@@ -133,23 +134,30 @@ cdef int find_records(MDB_txn* txn, MDB_dbi index_dbi, const uint8_t* key, size_
 cdef int live_kv(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records, uint64_t rev,
                  MDB_val* kv, MDB_cursor* cursor=NULL, int* next_misses=NULL) noexcept nogil:
     """The stored KeyValue of the record live at `rev` into `kv`: 0,
-    MDB_NOTFOUND (not live then), or an LMDB error.
-
-    A range passes a `cursor` on the key DB, as its revisions often follow
-    one another (keys written in key order): the entry after the cursor's is
-    tried first (`next_misses` counts the tries that missed in a row: after
-    NEXT_TRIES of them, NEXT_PAUSE keys go without a try), then LMDB looks on
-    the cursor's page before it descends from the root.
-    """
-    cdef uint8_t rev_key[REV_KEY_LEN]
-    cdef MDB_val k, next_key
+    MDB_NOTFOUND (not live then), or an LMDB error (see fetch_rev)."""
     cdef Py_ssize_t i
     if records.mv_size % REC_SIZE:
         return MDB_CORRUPTED
     i = find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, rev)
     if i < 0:
         return MDB_NOTFOUND
-    write_rev_key(rev_key, <const uint8_t*>records.mv_data + i * REC_SIZE)
+    return fetch_rev(txn, key_dbi, <const uint8_t*>records.mv_data + i * REC_SIZE, kv, cursor,
+                     next_misses)
+
+
+cdef int fetch_rev(MDB_txn* txn, MDB_dbi key_dbi, const uint8_t* record, MDB_val* kv,
+                   MDB_cursor* cursor=NULL, int* next_misses=NULL) noexcept nogil:
+    """The stored KeyValue of a live `record` into `kv`: 0 or an LMDB error.
+
+    A range passes a `cursor` on the key DB and asks for revisions in order
+    (fetch_found), so they often follow one another: the entry after the
+    cursor's is tried first (`next_misses` counts the tries that missed in a
+    row: after NEXT_TRIES of them, NEXT_PAUSE keys go without a try), then
+    LMDB looks on the cursor's page before it descends from the root.
+    """
+    cdef uint8_t rev_key[REV_KEY_LEN]
+    cdef MDB_val k, next_key
+    write_rev_key(rev_key, record)
     k.mv_data = rev_key
     k.mv_size = REV_KEY_LEN
     if cursor == NULL:
@@ -228,7 +236,7 @@ cdef int visit(Scan* s, const uint8_t* ukey, size_t ulen, const MDB_val* records
     """One indexed user key: 0 to go on, 1 past the end, else an LMDB error."""
     cdef MDB_val kv
     cdef MDB_val* grown
-    cdef int rc
+    cdef Py_ssize_t i
     if s.end_len and compare(ukey, ulen, s.end, s.end_len) >= 0:
         return 1
     if compare(ukey, ulen, s.key, s.key_len) < 0:
@@ -240,12 +248,16 @@ cdef int visit(Scan* s, const uint8_t* ukey, size_t ulen, const MDB_val* records
         if find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, s.rev) >= 0:
             s.count += 1
         return 0
-    rc = live_kv(s.txn, s.key_dbi, records, s.rev, &kv, s.kv_cursor, &s.next_misses)
-    if rc == MDB_NOTFOUND:
+    if records.mv_size % REC_SIZE:
+        return MDB_CORRUPTED
+    i = find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, s.rev)
+    if i < 0:
         return 0
-    if rc:
-        return rc
     s.count += 1
+    # Its KeyValue is fetched after the walk (fetch_found): until then the
+    # slot points at the live record.
+    kv.mv_data = <void*>(<const uint8_t*>records.mv_data + i * REC_SIZE)
+    kv.mv_size = REC_SIZE
     if s.n_found == s.cap_found:
         s.cap_found = s.cap_found * 2 if s.cap_found else 64
         grown = <MDB_val*>realloc(s.found, s.cap_found * sizeof(MDB_val))
@@ -279,6 +291,74 @@ cdef int visit_group(Scan* s, const MDB_val* group) noexcept nogil:
             return rc
         pos += 8 + n + m
     return 0
+
+
+cdef struct Pending:
+    uint64_t main
+    Py_ssize_t slot
+
+
+cdef Pending* sort_by_main(Pending* a, Pending* scratch, Py_ssize_t n) noexcept nogil:
+    """A stable LSD radix sort of a[0:n] by `main`, a byte at a time and only
+    over the bytes some main uses; returns whichever buffer holds the result."""
+    cdef Py_ssize_t counts[256]
+    cdef Py_ssize_t i, total, c
+    cdef uint64_t top = 0
+    cdef unsigned int shift = 0, digit
+    cdef Pending* swap
+    for i in range(n):
+        top |= a[i].main
+    while shift < 64 and (top >> shift) != 0:
+        memset(counts, 0, sizeof(counts))
+        for i in range(n):
+            counts[(a[i].main >> shift) & 0xFF] += 1
+        total = 0
+        for digit in range(256):
+            c = counts[digit]
+            counts[digit] = total
+            total += c
+        for i in range(n):
+            digit = (a[i].main >> shift) & 0xFF
+            scratch[counts[digit]] = a[i]
+            counts[digit] += 1
+        swap = a
+        a = scratch
+        scratch = swap
+        shift += 8
+    return a
+
+
+cdef int fetch_found(Scan* s) noexcept nogil:
+    """Replace each found record by its stored KeyValue: 0 or an LMDB error.
+    Many are fetched in revision order, so the key DB's cursor moves forward
+    through neighbouring pages instead of descending from the root for every
+    key (a range's keys in key order jump all over the key DB)."""
+    cdef Py_ssize_t i, slot, n = s.n_found
+    cdef Pending* order
+    cdef Pending* by_rev
+    cdef int rc = 0
+    if n < SORT_MIN:
+        for i in range(n):
+            rc = fetch_rev(s.txn, s.key_dbi, <const uint8_t*>s.found[i].mv_data, &s.found[i],
+                           s.kv_cursor, &s.next_misses)
+            if rc:
+                return rc
+        return 0
+    order = <Pending*>malloc(2 * n * sizeof(Pending))
+    if order == NULL:
+        return MDB_PANIC
+    for i in range(n):
+        order[i].main = rec_main(<const uint8_t*>s.found[i].mv_data)
+        order[i].slot = i
+    by_rev = sort_by_main(order, order + n, n)
+    for i in range(n):
+        slot = by_rev[i].slot
+        rc = fetch_rev(s.txn, s.key_dbi, <const uint8_t*>s.found[slot].mv_data, &s.found[slot],
+                       s.kv_cursor, &s.next_misses)
+        if rc:
+            break
+    free(order)
+    return rc
 
 
 cdef int walk(Scan* s, MDB_cursor_op op, Py_ssize_t budget) noexcept nogil:
@@ -358,6 +438,12 @@ cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev
         if rc == 0 and not s.done:
             with nogil:
                 rc = walk(s, MDB_NEXT, -1)
+        if rc == 0:
+            if s.n_found <= SCAN_WITH_GIL:
+                rc = fetch_found(s)
+            else:
+                with nogil:
+                    rc = fetch_found(s)
         if rc:
             fail("range scan", rc)
         return 0
