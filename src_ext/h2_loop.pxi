@@ -224,6 +224,10 @@ cdef void conn_read(Conn *conn) noexcept nogil:
             conn_mark_dirty(conn)
             return
         conn_mark_dirty(conn)
+        if conn.ssl == NULL and n < READ_CHUNK:
+            # The socket is drained: no recv to learn it (EAGAIN). epoll is
+            # level-triggered, so what arrives next wakes the loop again.
+            return
 
 
 cdef void loop_accept(Loop *loop, Listener *lis) noexcept nogil:
@@ -371,25 +375,47 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
         r = next
 
 
+cdef inline bint is_inline(Loop *loop, Event *ev) noexcept nogil:
+    return ev.kind == EV_REQUEST and ev.method >= 0 and loop.inline[ev.method]
+
+
 cdef void loop_dispatch(Loop *loop) noexcept nogil:
-    """Wake a worker for each event this iteration queued; but a lone request
-    of an inline method, with every worker idle, is served here: two thread
-    wake-ups fewer (worker, then loop for the reply) for a lone client."""
+    """Wake a worker for each event this iteration queued. But while every
+    worker waits, requests of inline methods at the head of the queue are
+    served here, on the loop's thread, for up to INLINE_BUDGET_US: no worker
+    wake-up, no loop wake-up for the reply, no GIL hand-off. A slow one (a
+    big LIST) ends the turn and leaves the rest to the workers, which the
+    loop's I/O then runs beside."""
+    cdef int64_t until = 0
+    cdef Event *ev = take_inline(loop)
+    while ev != NULL:
+        if not until:
+            until = monotonic_us() + INLINE_BUDGET_US
+        serve_inline(loop, ev)
+        event_free(ev)
+        ev = take_inline(loop) if monotonic_us() < until else NULL
+    pthread_mutex_lock(&loop.events.lock)
+    wake_owed(loop)
+    pthread_mutex_unlock(&loop.events.lock)
+    if until:
+        loop_apply_replies(loop)
+
+
+cdef Event *take_inline(Loop *loop) noexcept nogil:
+    """The head of the queue if the loop may serve it (see loop_dispatch)."""
     cdef EventQueue *q = &loop.events
     cdef Event *ev = NULL
     pthread_mutex_lock(&q.lock)
-    if (loop.signals_owed and loop.inline_turn != NULL and q.head != NULL and q.head == q.tail
-            and q.head.kind == EV_REQUEST and q.head.method >= 0 and loop.inline[q.head.method]
-            and q.waiting == loop.workers):
+    if (loop.signals_owed and loop.inline_turn != NULL and q.waiting == loop.workers
+            and q.head != NULL and is_inline(loop, q.head)):
         ev = q.head
-        q.head = q.tail = NULL
-        loop.signals_owed = 0
-    wake_owed(loop)
+        q.head = ev.next
+        if q.head == NULL:
+            q.tail = NULL
+        ev.next = NULL
+        loop.signals_owed -= 1
     pthread_mutex_unlock(&q.lock)
-    if ev != NULL:
-        serve_inline(loop, ev)
-        event_free(ev)
-        loop_apply_replies(loop)
+    return ev
 
 
 cdef void wake_owed(Loop *loop) noexcept nogil:
