@@ -24,6 +24,7 @@ DEF R_HTTP = 6          # a plain HTTP response: raw HTTP/1 bytes (sid 0), or an
 
 DEF READ_CHUNK = 65536
 DEF INLINE_BUDGET_US = 300  # the loop's own turn at requests (loop_dispatch)
+DEF SPIN_US = 100  # the loop polls this long after serving requests itself
 DEF WRITE_HIGH_WATER = 65536
 DEF MAX_LISTENERS = 32
 DEF MAX_EVENTS = 256
@@ -189,6 +190,7 @@ cdef struct Loop:
     pthread_t thread       # the loop's own
     int workers            # Python's worker threads (NativeServer.add_worker)
     int signals_owed       # events the loop queued this iteration, no worker woken yet
+    int served_inline      # the last iteration served requests (then the loop polls a while)
     int nmethods
     uint32_t max_recv
     EventQueue events
