@@ -277,6 +277,40 @@ cdef ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t 
     return n
 
 
+cdef ssize_t send_frame_direct(Stream *st, const uint8_t *framehd, size_t length) noexcept nogil:
+    """Write a DATA frame (header, then `length` bytes of the stream's queued
+    messages) with one sendmsg: the bytes the socket took (0 when full), or
+    -1 when the connection is broken."""
+    cdef iovec iov[SEND_IOV_MAX]
+    cdef msghdr msg
+    cdef OutMsg *m = st.out_head
+    cdef size_t n, off
+    cdef int count = 1
+    cdef ssize_t w
+    iov[0].iov_base = <void *>framehd
+    iov[0].iov_len = 9
+    off = m.off
+    while length and count < SEND_IOV_MAX:
+        n = m.len - off
+        if n > length:
+            n = length
+        iov[count].iov_base = <void *>(m.data + off)
+        iov[count].iov_len = n
+        count += 1
+        length -= n
+        m = m.next
+        off = m.off if m != NULL else 0
+    memset(&msg, 0, sizeof(msg))
+    msg.msg_iov = iov
+    msg.msg_iovlen = count
+    w = sendmsg(st.conn.fd, &msg, MSG_NOSIGNAL)
+    if w >= 0:
+        return w
+    if errno == EAGAIN or errno == EINTR:
+        return 0
+    return -1
+
+
 cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                    size_t length, nghttp2_data_source *source, void *user_data) noexcept nogil:
     """nghttp2's NO_COPY sender: a DATA frame's 9-byte header and `length` queued
@@ -286,17 +320,32 @@ cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t
     cdef Conn *conn = st.conn
     cdef OutMsg *m
     cdef size_t n
+    cdef ssize_t sent = 0
     if conn.wbuf.len >= WRITE_HIGH_WATER:
         return NGHTTP2_ERR_WOULDBLOCK  # nghttp2 asks again once wbuf is written
-    if buf_append(&conn.wbuf, <const char *>framehd, 9) < 0:
-        return NGHTTP2_ERR_CALLBACK_FAILURE
+    if conn.ssl == NULL and conn.wbuf.len == 0:
+        # Nothing queued before it: the frame goes to the socket from where it
+        # is, and only what the socket does not take is copied to wbuf.
+        sent = send_frame_direct(st, framehd, length)
+        if sent < 0:
+            return NGHTTP2_ERR_CALLBACK_FAILURE
+    if sent < 9:
+        if buf_append(&conn.wbuf, <const char *>framehd + sent, 9 - sent) < 0:
+            return NGHTTP2_ERR_CALLBACK_FAILURE
+        sent = 0
+    else:
+        sent -= 9
     while length:
         m = st.out_head
         n = m.len - m.off
         if n > length:
             n = length
-        if buf_append(&conn.wbuf, m.data + m.off, n) < 0:
-            return NGHTTP2_ERR_CALLBACK_FAILURE
+        if <size_t>sent >= n:
+            sent -= n
+        else:
+            if buf_append(&conn.wbuf, m.data + m.off + sent, n - sent) < 0:
+                return NGHTTP2_ERR_CALLBACK_FAILURE
+            sent = 0
         m.off += n
         length -= n
         st.out_bytes -= n

@@ -18,7 +18,7 @@ h2_session.pxi (nghttp2 callbacks), h2_tls.pxi (OpenSSL), h2_keepalive.pxi
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memmove, strlen
+from libc.string cimport memcmp, memcpy, memmove, memset, strlen
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF

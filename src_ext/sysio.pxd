@@ -49,6 +49,18 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t send(int sockfd, const void *buf, size_t len, int flags)
     enum:
         MSG_NOSIGNAL
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    struct msghdr:
+        void *msg_name
+        unsigned int msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t sendmsg(int sockfd, const msghdr *msg, int flags)
 
 
 cdef extern from "<netinet/in.h>" nogil:

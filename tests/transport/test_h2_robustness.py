@@ -20,6 +20,7 @@ PUT = "/etcdserverpb.KV/Put"
 WATCH = "/etcdserverpb.Watch/Watch"
 MAX_RECV = Settings().max_message_bytes
 SETTLE_S = 5.0
+WIDE_WINDOW = 1 << 24  # a stream and connection window no response here fills
 
 
 def range_request(key: bytes = b"k") -> bytes:
@@ -285,6 +286,31 @@ def test_slow_reader_is_held_back_others_are_served(native_server):
     slow.close()
     assert wait_fds(native_server, baseline) == baseline
     assert_serving(native_server)
+
+
+def test_big_response_to_a_slow_reader_arrives_whole(native_server):
+    """A 9.6 MB LIST to a client that reads nothing for a while and allows it all
+    (HTTP/2 windows): the loop sends DATA frames straight from the response
+    while the socket takes them and queues the rest; the client must get
+    every byte, in order."""
+    writer = RawClient(native_server.endpoint)
+    values = {b"big/%02d" % i: bytes([65 + i]) * 1_200_000 for i in range(8)}
+    for key, value in values.items():
+        assert writer.call(PUT, put_request(key, value)).status == 0
+    listing = frame(rpc_pb2.RangeRequest(key=b"big/", range_end=b"big0").SerializeToString())
+    fast = writer.call(RANGE, listing)
+    slow = RawClient(native_server.endpoint, window=WIDE_WINDOW)
+    slow.h2.increment_flow_control_window(WIDE_WINDOW - 65535)
+    sid = slow.start(RANGE)
+    slow.send(sid, listing, end=True)
+    time.sleep(0.5)  # the server fills the socket meanwhile
+    response = slow.wait(sid)
+    assert response.status == 0 and fast.status == 0
+    got = rpc_pb2.RangeResponse.FromString(response.messages()[0])
+    assert [(kv.key, kv.value) for kv in got.kvs] == sorted(values.items())
+    assert response.messages() == fast.messages()
+    writer.close()
+    slow.close()
 
 
 def test_ping_is_answered(native_server):
