@@ -153,6 +153,12 @@ cdef void stream_headers_done(Stream *st) noexcept nogil:
                  st.path if st.path != NULL else <char *>"")
         push_call_event_data(loop, EV_HTTP, st.conn.fd, st.conn.gen, st.id, text, strlen(text))
         return
+    if st.bad_timeout:
+        # grpc-go (etcd 3.4's) refuses the headers: it resets the stream.
+        st.dispatched = st.finished = 1
+        nghttp2_submit_rst_stream(st.conn.session, NGHTTP2_FLAG_NONE, st.id, NGHTTP2_PROTOCOL_ERROR)
+        conn_mark_dirty(st.conn)
+        return
     if st.bad_content_type or st.content_type == NULL:
         snprintf(text, sizeof(text), "transport: received unexpected content-type \"%s\"",
                  st.content_type if st.content_type != NULL else <char *>"")

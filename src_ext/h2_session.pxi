@@ -8,16 +8,26 @@ cdef int header_is(const uint8_t *name, size_t namelen, const char *literal) noe
 
 
 cdef int64_t parse_grpc_timeout(const uint8_t *value, size_t n) noexcept nogil:
-    """grpc-timeout ("<1-8 digits><unit>") in microseconds; -1 if malformed."""
+    """grpc-timeout ("<1-8 digits><unit>") in microseconds, parsed as grpc-go
+    does (Go's ParseInt: a sign may lead; a negative timeout has expired:
+    0); TIMEOUT_MALFORMED if grpc-go refuses it."""
     cdef int64_t amount = 0
-    cdef size_t i
+    cdef size_t i, first = 0
+    cdef int sign = 1
     cdef uint8_t unit
     if n < 2 or n > 9:
-        return -1
-    for i in range(n - 1):
+        return TIMEOUT_MALFORMED
+    if value[0] == c'+' or value[0] == c'-':
+        sign = -1 if value[0] == c'-' else 1
+        first = 1
+    if first == n - 1:
+        return TIMEOUT_MALFORMED  # a sign alone
+    for i in range(first, n - 1):
         if value[i] < c'0' or value[i] > c'9':
-            return -1
+            return TIMEOUT_MALFORMED
         amount = amount * 10 + (value[i] - c'0')
+    if sign < 0 and amount:
+        return 0 if value[n - 1] in b"HMSmun" else TIMEOUT_MALFORMED
     unit = value[n - 1]
     if unit == c'H':
         return amount * 3600000000LL
@@ -31,7 +41,7 @@ cdef int64_t parse_grpc_timeout(const uint8_t *value, size_t n) noexcept nogil:
         return amount
     if unit == c'n':
         return amount // 1000
-    return -1
+    return TIMEOUT_MALFORMED
 
 
 cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
@@ -81,6 +91,7 @@ cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const u
         st.token = dup_bytes(<const char *>value, valuelen)
     elif header_is(name, namelen, "grpc-timeout"):
         timeout_us = parse_grpc_timeout(value, valuelen)
+        st.bad_timeout = timeout_us == TIMEOUT_MALFORMED
         st.deadline_us = monotonic_us() + timeout_us if timeout_us >= 0 else -1
     return 0
 

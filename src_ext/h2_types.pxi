@@ -23,6 +23,7 @@ DEF R_DRAIN = 5         # EV_DRAINED once the call has at most DRAIN_LOW_WATER b
 DEF R_HTTP = 6          # a plain HTTP response: raw HTTP/1 bytes (sid 0), or an HTTP/2 one
 
 DEF READ_CHUNK = 65536
+DEF TIMEOUT_MALFORMED = -2  # parse_grpc_timeout's answer to what grpc-go refuses
 DEF SEND_IOV_MAX = 16  # a DATA frame sent from its messages: header + up to 15 pieces
 DEF INLINE_BUDGET_US = 300  # the loop's own turn at requests (loop_dispatch)
 DEF SPIN_US = 100  # the loop polls this long after serving requests itself
@@ -119,6 +120,7 @@ cdef struct Stream:
     char *token
     char *encoding         # grpc-encoding other than identity, or NULL
     int bad_content_type
+    int bad_timeout        # grpc-timeout grpc-go cannot parse
     char *content_type
     int64_t deadline_us    # from grpc-timeout, as in Event
     Buf inbuf              # received bytes not yet a whole message

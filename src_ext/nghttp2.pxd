@@ -91,6 +91,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
         NGHTTP2_NV_FLAG_NO_COPY_NAME
         NGHTTP2_NV_FLAG_NO_COPY_VALUE
         NGHTTP2_NO_ERROR
+        NGHTTP2_PROTOCOL_ERROR
         NGHTTP2_INTERNAL_ERROR
         NGHTTP2_ENHANCE_YOUR_CALM
 

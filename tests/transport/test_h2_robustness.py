@@ -98,6 +98,31 @@ def test_grpc_timeout_on_unary_calls(native_server):
     client.close()
 
 
+GRPC_TIMEOUTS = ["abc", "1", "1234567890S", "10x", "-S", "-5S", "+5S", "0S", "00000001S", "5S"]
+
+
+def _timeout_answers(endpoint: str) -> list[tuple]:
+    answers = []
+    for value in GRPC_TIMEOUTS:
+        client = RawClient(endpoint)
+        got = client.call(RANGE, range_request(), headers=[("grpc-timeout", value)])
+        answers.append((value, got.status, got.message, got.reset))
+        client.close()
+    return answers
+
+
+@pytest.mark.etcd
+def test_grpc_timeout_values_beside_etcd(native_server, servers):
+    """grpc-timeout as etcd's grpc-go reads it: one it cannot parse resets the
+    stream (PROTOCOL_ERROR), a signed amount is Go's ParseInt's, a negative or
+    zero one has already run out."""
+    etcd = servers("etcd").wait_ready()
+    ours = _timeout_answers(native_server.endpoint)
+    assert ours == _timeout_answers(etcd.endpoint)
+    assert (ours[0][3], ours[5][1], ours[6][1]) == (h2.errors.ErrorCodes.PROTOCOL_ERROR, 4, 0)
+    assert_serving(native_server)
+
+
 @pytest.mark.parametrize(
     ("path", "headers", "body", "status", "message"),
     [
