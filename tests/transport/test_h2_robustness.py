@@ -98,12 +98,15 @@ def test_grpc_timeout_on_unary_calls(native_server):
     client.close()
 
 
-GRPC_TIMEOUTS = ["abc", "1", "1234567890S", "10x", "-S", "-5S", "+5S", "0S", "00000001S", "5S"]
+# grpc-timeout values grpc-go refuses, accepts, and accepts as already run out.
+REFUSED_TIMEOUTS = ["abc", "1", "1234567890S", "10x", "-S"]
+ACCEPTED_TIMEOUTS = ["+5S", "00000001S", "5S"]
+EXPIRED_TIMEOUTS = ["-5S", "0S"]
 
 
-def _timeout_answers(endpoint: str) -> list[tuple]:
+def _timeout_answers(endpoint: str, values: list[str]) -> list[tuple]:
     answers = []
-    for value in GRPC_TIMEOUTS:
+    for value in values:
         client = RawClient(endpoint)
         got = client.call(RANGE, range_request(), headers=[("grpc-timeout", value)])
         answers.append((value, got.status, got.message, got.reset))
@@ -117,9 +120,21 @@ def test_grpc_timeout_values_beside_etcd(native_server, servers):
     stream (PROTOCOL_ERROR), a signed amount is Go's ParseInt's, a negative or
     zero one has already run out."""
     etcd = servers("etcd").wait_ready()
-    ours = _timeout_answers(native_server.endpoint)
-    assert ours == _timeout_answers(etcd.endpoint)
-    assert (ours[0][3], ours[5][1], ours[6][1]) == (h2.errors.ErrorCodes.PROTOCOL_ERROR, 4, 0)
+    checked = REFUSED_TIMEOUTS + ACCEPTED_TIMEOUTS
+    ours = _timeout_answers(native_server.endpoint, checked)
+    assert ours == _timeout_answers(etcd.endpoint, checked)
+    assert {reset for _, _, _, reset in ours[: len(REFUSED_TIMEOUTS)]} == {
+        h2.errors.ErrorCodes.PROTOCOL_ERROR
+    }
+    # etcd's own status for these races between grpc-go and its handler
+    # (DEADLINE_EXCEEDED or UNKNOWN); the message is the same.
+    for (_, status, message, _), (_, etcd_status, etcd_message, _) in zip(
+        _timeout_answers(native_server.endpoint, EXPIRED_TIMEOUTS),
+        _timeout_answers(etcd.endpoint, EXPIRED_TIMEOUTS),
+        strict=True,
+    ):
+        assert (status, message) == (4, "context deadline exceeded") and etcd_status in (2, 4)
+        assert etcd_message == message
     assert_serving(native_server)
 
 
