@@ -454,12 +454,14 @@ cdef void loop_run(Loop *loop) noexcept nogil:
         # Having just served requests itself, the loop polls for SPIN_US before
         # it sleeps: a client's next request often comes sooner than a
         # wake-up from epoll would (~30% more Ranges/s for one client).
-        n = epoll_wait(loop.epfd, events, MAX_EVENTS, 0)
-        if n == 0 and loop.served_inline:
+        n = 0
+        if loop.served_inline:
+            loop.served_inline = 0
             spin_end = monotonic_us() + SPIN_US
-            while n == 0 and monotonic_us() < spin_end:
+            while True:
                 n = epoll_wait(loop.epfd, events, MAX_EVENTS, 0)
-        loop.served_inline = 0
+                if n != 0 or monotonic_us() >= spin_end:
+                    break
         if n == 0:
             n = epoll_wait(loop.epfd, events, MAX_EVENTS,
                            ACCEPT_RETRY_MS if loop.accept_resume_ms else -1)

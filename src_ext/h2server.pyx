@@ -96,7 +96,7 @@ cdef class NativeServer:
     Args:
         methods: (path, shape, quick, inline) of every served method; events
             carry the index. quick: its requests never block a worker (see
-            `next_events`). inline: a lone request may be served on the loop's
+            `next_events`). inline: its requests may be served on the loop's
             thread (see `run`).
         max_recv: the largest request message accepted (grpc-go's check).
     """
@@ -190,10 +190,11 @@ cdef class NativeServer:
     def run(self, inline_turn=None) -> None:
         """The event loop; returns after `exit()`. Call from one dedicated thread.
 
-        `inline_turn(event)`, if given, serves a request of an inline method on
-        the loop's thread when it is the only event of a loop iteration and
-        every worker (see `add_worker`) waits for one: a lone client's call
-        then costs no thread switch. It must not block.
+        `inline_turn(event)`, if given, serves requests of inline methods on
+        the loop's thread while every worker (see `add_worker`) waits for an
+        event, for a bounded time per loop iteration (h2_loop.pxi's
+        loop_dispatch): such a call then costs no thread switch. It must not
+        block.
         """
         self._inline_turn = inline_turn
         self.loop.inline_turn = <void *>inline_turn if inline_turn is not None else NULL

@@ -73,7 +73,8 @@ class Method:
     # (the writer's, once durable). A transport may use either form.
     submit: Callable | None = None
     # The handler only computes (reads the last committed state): it never waits
-    # for the writer, a lock or a client, so it needs no thread of its own.
+    # for the writer, a lock or a client, so it needs no thread of its own
+    # (the native transport may even run it on its event loop's thread).
     computes_only: bool = False
 
     @property
