@@ -376,7 +376,51 @@ cdef void loop_apply_replies(Loop *loop) noexcept nogil:
 
 
 cdef inline bint is_inline(Loop *loop, Event *ev) noexcept nogil:
-    return ev.kind == EV_REQUEST and ev.method >= 0 and loop.inline[ev.method]
+    return (ev.kind == EV_REQUEST and ev.method >= 0 and loop.inline[ev.method]
+            and names_one_key(<const uint8_t *>ev.data, ev.len))
+
+
+cdef bint names_one_key(const uint8_t *p, size_t n) noexcept nogil:
+    """True if a request has no field 2 but an empty one: a Range of one key,
+    no range_end (the inline method's). A range of keys may be long: the loop
+    leaves it to a worker and goes on with its I/O. False when unsure."""
+    cdef const uint8_t *end = p + n
+    cdef uint64_t tag, length
+    while p < end:
+        if not scan_varint(&p, end, &tag):
+            return False
+        if tag & 7 == 0:
+            if not scan_varint(&p, end, &length):
+                return False
+        elif tag & 7 == 2:
+            if not scan_varint(&p, end, &length) or length > <size_t>(end - p):
+                return False
+            if tag >> 3 == 2 and length:
+                return False
+            p += length
+        elif tag & 7 == 1 and end - p >= 8:
+            p += 8
+        elif tag & 7 == 5 and end - p >= 4:
+            p += 4
+        else:
+            return False
+    return True
+
+
+cdef bint scan_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) noexcept nogil:
+    """Read a varint and move past it; False if truncated or too long."""
+    cdef const uint8_t *p = pp[0]
+    cdef uint64_t value = 0
+    cdef int shift = 0
+    while p < end and shift < 70:
+        value |= <uint64_t>(p[0] & 0x7F) << shift
+        shift += 7
+        p += 1
+        if not p[-1] & 0x80:
+            pp[0] = p
+            out[0] = value
+            return True
+    return False
 
 
 cdef void loop_dispatch(Loop *loop) noexcept nogil:

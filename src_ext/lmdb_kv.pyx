@@ -336,6 +336,7 @@ cdef int fetch_found(Scan* s) noexcept nogil:
     cdef Py_ssize_t i, slot, n = s.n_found
     cdef Pending* order
     cdef Pending* by_rev
+    cdef bint ordered = True
     cdef int rc = 0
     if n < SORT_MIN:
         for i in range(n):
@@ -350,7 +351,9 @@ cdef int fetch_found(Scan* s) noexcept nogil:
     for i in range(n):
         order[i].main = rec_main(<const uint8_t*>s.found[i].mv_data)
         order[i].slot = i
-    by_rev = sort_by_main(order, order + n, n)
+        ordered = ordered and (i == 0 or order[i - 1].main <= order[i].main)
+    # Keys written in key order need no sorting.
+    by_rev = order if ordered else sort_by_main(order, order + n, n)
     for i in range(n):
         slot = by_rev[i].slot
         rc = fetch_rev(s.txn, s.key_dbi, <const uint8_t*>s.found[slot].mv_data, &s.found[slot],

@@ -64,3 +64,16 @@ def test_long_ranges_match_the_history_at_every_revision(store):
     ).result
     mods = [mod for _, (_, mod) in _seen(newest.kvs)]
     assert mods == sorted(mods, reverse=True) and len(mods) == len(history[revisions[-1]])
+
+
+def test_a_long_range_written_in_key_order(store):
+    """Revisions already in key order: fetched as they come, no sorting."""
+    keys = [b"o/%04d" % i for i in range(300)]
+    for key in keys:
+        store.put(PutRequest(key, b"v-" + key))
+    store.put(PutRequest(keys[7], b"again"))  # one out of order
+    result = store.range(RangeRequest(b"o/", b"o0")).result
+    values = [value for _, _, _, _, value, _ in map(kv, result.kvs)]
+    assert values == [b"again" if k == keys[7] else b"v-" + k for k in keys]
+    first = store.range(RangeRequest(b"o/", b"o0", revision=store.revision - 1)).result
+    assert [value for _, _, _, _, value, _ in map(kv, first.kvs)] == [b"v-" + k for k in keys]
