@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,18 @@ def run_load(server: ServerProcess, args: list[str], clients: int) -> Result:
     )
 
 
+def settle(servers, quiet: float = 0.05, wait_s: float = 5.0) -> None:
+    """Wait (up to `wait_s`) until every server uses under `quiet` of a core:
+    what one server does after its load (Go's GC, a commit) must not run
+    during the other's."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        before = [s.cpu_seconds() for s in servers]
+        time.sleep(0.2)
+        if all(s.cpu_seconds() - b < quiet * 0.2 for s, b in zip(servers, before, strict=True)):
+            return
+
+
 def prepare(server: ServerProcess) -> None:
     """The key single-key ranges read, and the 10k keys the LIST reads."""
     run_load(server, ["put", "--key-size=8", "--sequential-keys", "--key-space-size=10000",
@@ -141,7 +154,9 @@ def main() -> None:
             for load in options.loads.split(","):
                 for count in clients:
                     total = total_for(load, count, options.scale)
+                    settle(servers.values())
                     etcd = run_load(servers["etcd"], load_args(load, total), count)
+                    settle(servers.values())
                     ours = run_load(servers["ours"], load_args(load, total), count)
                     print(
                         f"{load:<10} {count:>7} {etcd.ops_per_s:>10.0f} {ours.ops_per_s:>10.0f} "
