@@ -438,9 +438,7 @@ cdef void loop_dispatch(Loop *loop) noexcept nogil:
         serve_inline(loop, ev)
         event_free(ev)
         ev = take_inline(loop) if monotonic_us() < until else NULL
-    pthread_mutex_lock(&loop.events.lock)
     wake_owed(loop)
-    pthread_mutex_unlock(&loop.events.lock)
     if until:
         loop_apply_replies(loop)
         loop.served_inline = 1
@@ -464,10 +462,12 @@ cdef Event *take_inline(Loop *loop) noexcept nogil:
 
 
 cdef void wake_owed(Loop *loop) noexcept nogil:
-    """Wake a worker per event the loop queued since (events lock held)."""
+    """Wake a worker per event the loop queued and did not serve itself."""
+    pthread_mutex_lock(&loop.events.lock)
     while loop.signals_owed > 0:
         pthread_cond_signal(&loop.events.ready)
         loop.signals_owed -= 1
+    pthread_mutex_unlock(&loop.events.lock)
 
 
 cdef void loop_flush_dirty(Loop *loop) noexcept nogil:
@@ -492,9 +492,7 @@ cdef void loop_run(Loop *loop) noexcept nogil:
     while loop.running:
         # Events queued since the last dispatch (a closed connection's) wake
         # their workers before the loop sleeps.
-        pthread_mutex_lock(&loop.events.lock)
         wake_owed(loop)
-        pthread_mutex_unlock(&loop.events.lock)
         # Having just served requests itself, the loop polls for SPIN_US before
         # it sleeps: a client's next request often comes sooner than a
         # wake-up from epoll would (~30% more Ranges/s for one client).

@@ -188,7 +188,7 @@ cdef struct Loop:
     size_t *pathlens
     int *shapes
     int *quick             # by method: its requests never block a worker (see events_pop)
-    int *inline            # by method: a lone request may be served on the loop (loop_dispatch)
+    int *inline            # by method: its requests may be served on the loop (loop_dispatch)
     void *inline_turn      # the Python callable that serves it (NULL: never inline)
     pthread_t thread       # the loop's own
     int workers            # Python's worker threads (NativeServer.add_worker)

@@ -334,28 +334,22 @@ cdef int fetch_found(Scan* s) noexcept nogil:
     through neighbouring pages instead of descending from the root for every
     key (a range's keys in key order jump all over the key DB)."""
     cdef Py_ssize_t i, slot, n = s.n_found
-    cdef Pending* order
-    cdef Pending* by_rev
+    cdef Pending* order = NULL
+    cdef Pending* by_rev = NULL  # NULL: in key order (a few, or already by revision)
     cdef bint ordered = True
     cdef int rc = 0
-    if n < SORT_MIN:
+    if n >= SORT_MIN:
+        order = <Pending*>malloc(2 * n * sizeof(Pending))
+        if order == NULL:
+            return MDB_PANIC
         for i in range(n):
-            rc = fetch_rev(s.txn, s.key_dbi, <const uint8_t*>s.found[i].mv_data, &s.found[i],
-                           s.kv_cursor, &s.next_misses)
-            if rc:
-                return rc
-        return 0
-    order = <Pending*>malloc(2 * n * sizeof(Pending))
-    if order == NULL:
-        return MDB_PANIC
+            order[i].main = rec_main(<const uint8_t*>s.found[i].mv_data)
+            order[i].slot = i
+            ordered = ordered and (i == 0 or order[i - 1].main <= order[i].main)
+        if not ordered:
+            by_rev = sort_by_main(order, order + n, n)
     for i in range(n):
-        order[i].main = rec_main(<const uint8_t*>s.found[i].mv_data)
-        order[i].slot = i
-        ordered = ordered and (i == 0 or order[i - 1].main <= order[i].main)
-    # Keys written in key order need no sorting.
-    by_rev = order if ordered else sort_by_main(order, order + n, n)
-    for i in range(n):
-        slot = by_rev[i].slot
+        slot = by_rev[i].slot if by_rev != NULL else i
         rc = fetch_rev(s.txn, s.key_dbi, <const uint8_t*>s.found[slot].mv_data, &s.found[slot],
                        s.kv_cursor, &s.next_misses)
         if rc:
