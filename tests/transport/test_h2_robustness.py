@@ -126,15 +126,13 @@ def test_grpc_timeout_values_beside_etcd(native_server, servers):
     assert {reset for _, _, _, reset in ours[: len(REFUSED_TIMEOUTS)]} == {
         h2.errors.ErrorCodes.PROTOCOL_ERROR
     }
-    # etcd's own status for these races between grpc-go and its handler
-    # (DEADLINE_EXCEEDED or UNKNOWN); the message is the same.
-    for (_, status, message, _), (_, etcd_status, etcd_message, _) in zip(
-        _timeout_answers(native_server.endpoint, EXPIRED_TIMEOUTS),
-        _timeout_answers(etcd.endpoint, EXPIRED_TIMEOUTS),
-        strict=True,
-    ):
-        assert (status, message) == (4, "context deadline exceeded") and etcd_status in (2, 4)
-        assert etcd_message == message
+    # etcd's own answer to these races between grpc-go and its handler: seen
+    # DEADLINE_EXCEEDED, UNKNOWN with the same message, and even OK. Ours
+    # never starts such a call.
+    for _, status, message, _ in _timeout_answers(native_server.endpoint, EXPIRED_TIMEOUTS):
+        assert (status, message) == (4, "context deadline exceeded")
+    for _, status, message, _ in _timeout_answers(etcd.endpoint, EXPIRED_TIMEOUTS):
+        assert status == 0 or message == "context deadline exceeded"
     assert_serving(native_server)
 
 
