@@ -7,7 +7,11 @@ machine): `etcd-benchmark` put, single-key range (serializable and
 linearizable), txn-put, and a LIST of 10k keys, at 1, 16 and 100 clients
 (over min(clients, 10) connections), then `etcdctl check perf --load=l`.
 Prints throughput, p99 latency and server CPU per operation
-(utime+stime from /proc/<pid>/stat around each load), with ours/etcd ratios.
+(utime+stime from /proc/<pid>/stat around each load), with ours/etcd ratios,
+and the load tool's own CPU per operation (it shares the machine's cores):
+`ceiling` is the throughput ratio ours would reach with a server costing no
+CPU at all, where the cores are the limit (many clients): etcd's server and
+tool CPU per operation over the tool's alone on ours.
 
 The load tool is found through K0S_BENCHMARK_BIN (default
 ../shared/bin/etcd-benchmark beside the repository). Loads are short
@@ -21,6 +25,7 @@ Usage: .venv/bin/python bench/etcd_compare.py [--clients 1,16,100] [--scale 1] [
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -55,6 +60,7 @@ class Result:
     ops_per_s: float
     p99_ms: float
     cpu_us_per_op: float
+    tool_us_per_op: float  # the load tool's own CPU
 
 
 def total_for(load: str, clients: int, scale: float) -> int:
@@ -83,9 +89,9 @@ def run_load(server: ServerProcess, args: list[str], clients: int) -> Result:
         f"--clients={clients}",
         *args,
     ]
-    cpu_before = server.cpu_seconds()
+    cpu_before, tool_before = server.cpu_seconds(), _children_cpu()
     out = subprocess.run(command, capture_output=True, text=True, timeout=600).stdout
-    cpu = server.cpu_seconds() - cpu_before
+    cpu, tool = server.cpu_seconds() - cpu_before, _children_cpu() - tool_before
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"99% in ([\d.]+) secs", out)
     total = int(next(a for a in args if a.startswith("--total=")).split("=")[1])
@@ -93,7 +99,14 @@ def run_load(server: ServerProcess, args: list[str], clients: int) -> Result:
         ops_per_s=float(rate.group(1)) if rate else float("nan"),
         p99_ms=float(p99.group(1)) * 1000 if p99 else float("nan"),
         cpu_us_per_op=cpu / total * 1e6,
+        tool_us_per_op=tool / total * 1e6,
     )
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the children waited for (the servers run until the end)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def settle(servers, quiet: float = 0.05, wait_s: float = 5.0) -> None:
@@ -146,7 +159,7 @@ def main() -> None:
             header = (
                 f"{'load':<10} {'clients':>7} {'etcd op/s':>10} {'ours op/s':>10} {'ratio':>6} "
                 f"{'etcd p99 ms':>11} {'ours p99 ms':>11} {'etcd cpu us/op':>14} "
-                f"{'ours cpu us/op':>14} {'ratio':>6}"
+                f"{'ours cpu us/op':>14} {'ratio':>6} {'tool us/op e/o':>14} {'ceiling':>7}"
             )
             print(f"k0s-store transport: {os.environ['K0S_STORE_TRANSPORT']}")
             print(header)
@@ -158,12 +171,15 @@ def main() -> None:
                     etcd = run_load(servers["etcd"], load_args(load, total), count)
                     settle(servers.values())
                     ours = run_load(servers["ours"], load_args(load, total), count)
+                    ceiling = ratio(etcd.cpu_us_per_op + etcd.tool_us_per_op, ours.tool_us_per_op)
                     print(
                         f"{load:<10} {count:>7} {etcd.ops_per_s:>10.0f} {ours.ops_per_s:>10.0f} "
                         f"{ratio(ours.ops_per_s, etcd.ops_per_s):>6} {etcd.p99_ms:>11.1f} "
                         f"{ours.p99_ms:>11.1f} {etcd.cpu_us_per_op:>14.0f} "
                         f"{ours.cpu_us_per_op:>14.0f} "
-                        f"{ratio(ours.cpu_us_per_op, etcd.cpu_us_per_op):>6}",
+                        f"{ratio(ours.cpu_us_per_op, etcd.cpu_us_per_op):>6} "
+                        f"{f'{etcd.tool_us_per_op:.0f}/{ours.tool_us_per_op:.0f}':>14} "
+                        f"{ceiling:>7}",
                         flush=True,
                     )
             if not options.skip_perf:
