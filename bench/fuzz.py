@@ -27,8 +27,6 @@ Targets:
 """
 
 import argparse
-import functools
-import re
 import sys
 from pathlib import Path
 
@@ -82,7 +80,7 @@ RAW_RESPONSES = {
 }
 
 
-KNOWN_DIVERGENCES = {"packed singular": 0, "malformed group": 0}
+KNOWN_DIVERGENCES = {"malformed group": 0}
 
 
 def _known(kind: str, data: bytes) -> None:
@@ -90,22 +88,6 @@ def _known(kind: str, data: bytes) -> None:
     if not KNOWN_DIVERGENCES[kind]:
         print(f"known divergence {kind!r}, first input {data!r}", file=sys.stderr, flush=True)
     KNOWN_DIVERGENCES[kind] += 1
-
-
-_WRONG_WIRE_LEN = re.compile(r"proto: wrong wireType = 2 for field (\w+)$")
-
-
-def _packed_singular(message_type, refusal: str) -> bool:
-    """A known divergence, left to the codec's owners: our decoders read a
-    packed (length-delimited) body for a singular varint field, which
-    gogoproto refuses ("wrong wireType = 2"); pinned by a strict xfail test in
-    tests/robustness/test_fuzz.py."""
-    match = _WRONG_WIRE_LEN.match(refusal)
-    if match is None:
-        return False
-    by_go_name = {f.camelcase_name.lower(): f for f in message_type.DESCRIPTOR.fields}
-    field = by_go_name.get(match.group(1).lower())
-    return field is not None and field.type != field.TYPE_BYTES and not field.is_repeated
 
 
 def _upb_parses(message_type, data: bytes) -> bool:
@@ -116,9 +98,8 @@ def _upb_parses(message_type, data: bytes) -> bool:
     return True
 
 
-def check_codec(data: bytes, strict: bool = False) -> None:
-    """One input through every decoder; raises AssertionError on a difference
-    (on a known divergence too when `strict`)."""
+def check_codec(data: bytes) -> None:
+    """One input through every decoder; raises AssertionError on a difference."""
     for decode, message_type, names in CODEC_TARGETS:
         try:
             ours = decode(data)
@@ -126,10 +107,6 @@ def check_codec(data: bytes, strict: bool = False) -> None:
             ours = None
         refusal = gogo_unmarshal_error(message_type.DESCRIPTOR, data)
         what = message_type.DESCRIPTOR.name
-        known = not strict and ours is not None and refusal is not None
-        if known and _packed_singular(message_type, refusal):
-            _known("packed singular", data)
-            continue
         if ours is None and refusal is None and not _upb_parses(message_type, data):
             # gogoproto skips a group without checking its tags; upb and ours refuse.
             _known("malformed group", data)
@@ -203,10 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("target", choices=["codec", "requests"])
     parser.add_argument("--data-dir", type=Path, help="the store's directory (requests)")
-    parser.add_argument("--strict", action="store_true", help="known divergences fail too")
     args, fuzzer_args = parser.parse_known_args()
     if args.target == "codec":
-        target = functools.partial(check_codec, strict=args.strict)
+        target = check_codec
 
     else:
         if args.data_dir is None:

@@ -11,10 +11,11 @@ length-delimited fields (always emitted when set, even when empty).
 Every encoder sizes its output first, then writes it once into a fresh bytes
 object with C-level varint writers: no intermediate Python objects.
 
-Decoders accept any valid proto3 encoding: fields in any order, repeated
-occurrences (last wins), unknown fields of every wire type skipped (groups
-included), varint fields packed or not. Malformed input raises ValueError; a
-known field with a wire type it cannot have is malformed too (etcd rejects it).
+Decoders accept what etcd's gogoproto decoders accept: fields in any order,
+repeated occurrences (last wins), unknown fields of every wire type skipped
+(groups included). Malformed input raises ValueError; a known field with a
+wire type it cannot have is malformed too (etcd rejects it), a packed body
+for a singular varint field included.
 Integers outside their field's range raise OverflowError.
 """
 
@@ -166,8 +167,6 @@ cdef int decode_fields(
     cdef uint64_t field
     cdef int wire
     cdef uint8_t kind
-    cdef Span packed
-    cdef const uint8_t* stop
     while p < end:
         read_tag(&p, end, &field, &wire)
         kind = kinds[field] if field <= <uint64_t>nfields else SKIP
@@ -183,12 +182,7 @@ cdef int decode_fields(
                 p += 1
             else:
                 read_varint(&p, end, &ints[field])
-        elif wire == LEN:  # packed: the last element wins
-            read_len(&p, end, &packed)
-            stop = packed.data + packed.size
-            while packed.data < stop:
-                read_varint(&packed.data, stop, &ints[field])
-        else:
+        else:  # a packed body too: gogoproto refuses it for a singular field
             raise ValueError(f"wire type {wire} for varint field {field}")
     return 0
 

@@ -4,8 +4,9 @@ etcd decodes requests with gogoproto's generated `Unmarshal`, and grpc-go
 reports its error as codes.Internal "grpc: error unmarshalling request: "
 plus that error's text. This module walks a body the way those generated
 functions do (generically, from the message descriptor) and returns the
-same text. It runs only after our own decoder has refused a body, so its
-speed does not matter.
+same text. It runs only after our own decoder has refused a body, or
+protobuf has kept part of one aside as unknown fields (`gogo_refusal`), so
+its speed does not matter.
 
 gogoproto's texts (Go field names are the proto names in CamelCase):
 - a truncated varint, length or value: "unexpected EOF"
@@ -19,6 +20,7 @@ gogoproto's texts (Go field names are the proto names in CamelCase):
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from k0s_store import errors
 
@@ -51,9 +53,34 @@ def malformed(descriptor: Descriptor, data: bytes, exc: Exception) -> errors.Etc
 def parse(message_type: type[Message], data: bytes) -> Message:
     """Parse a request with the generated class; etcd's error when it does not parse."""
     try:
-        return message_type.FromString(data)
+        message = message_type.FromString(data)
     except DecodeError as exc:
         raise malformed(message_type.DESCRIPTOR, data, exc) from exc
+    refusal = gogo_refusal(message, data)
+    if refusal is not None:
+        raise errors.MalformedRequestError(f"{errors.MalformedRequestError.message}: {refusal}")
+    return message
+
+
+def gogo_refusal(message: Message, data: bytes) -> str | None:
+    """gogoproto's error text for `data`, which protobuf parsed into `message`,
+    if etcd would refuse it, else None. protobuf keeps a known field that
+    came with another wire type (a packed body for a singular varint, say)
+    as an unknown field, where gogoproto refuses the whole message."""
+    if not _has_unknown_fields(message):
+        return None
+    return gogo_unmarshal_error(message.DESCRIPTOR, data)
+
+
+def _has_unknown_fields(message: Message) -> bool:
+    if len(UnknownFieldSet(message)):
+        return True
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            values = value if field.is_repeated else (value,)
+            if any(_has_unknown_fields(v) for v in values):
+                return True
+    return False
 
 
 def gogo_unmarshal_error(descriptor: Descriptor, data: bytes) -> str | None:

@@ -46,7 +46,7 @@ from k0s_store.api.auth_guard import AuthGuard
 from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header
 from k0s_store.api.settings import MIN_PROGRESS_NOTIFY_INTERVAL, Settings
-from k0s_store.api.unmarshal_errors import gogo_unmarshal_error
+from k0s_store.api.unmarshal_errors import gogo_refusal, gogo_unmarshal_error
 from k0s_store.core import codec
 from k0s_store.proto import rpc_pb2
 
@@ -250,11 +250,11 @@ class WatchStream:
         try:
             req = rpc_pb2.WatchRequest.FromString(data)
         except DecodeError as exc:
-            # grpc-go's text for a stream message it cannot unmarshal.
             detail = gogo_unmarshal_error(rpc_pb2.WatchRequest.DESCRIPTOR, data) or exc
-            raise errors.MalformedRequestError(
-                f"grpc: failed to unmarshal the received message {detail}"
-            ) from exc
+            raise _unmarshal_error(detail) from exc
+        refusal = gogo_refusal(req, data)
+        if refusal is not None:
+            raise _unmarshal_error(refusal)
         kind = req.WhichOneof("request_union")
         if kind == "create_request":
             return self._create(req.create_request)
@@ -433,3 +433,8 @@ class WatchStream:
         return codec.encode_watch_response(
             header, watch_id, created, canceled, compact_revision, reason, False, []
         )
+
+
+def _unmarshal_error(detail: object) -> errors.EtcdError:
+    """grpc-go's error for a stream message it cannot unmarshal."""
+    return errors.MalformedRequestError(f"grpc: failed to unmarshal the received message {detail}")

@@ -7,10 +7,11 @@ produces: fields in field-number order, zero/empty/false scalars omitted,
 negative int64 as 10-byte two's-complement varints, embedded messages as
 length-delimited fields (always emitted when set, even when empty).
 
-Decoders accept any valid proto3 encoding: fields in any order, repeated
-occurrences (last wins), unknown fields of every wire type skipped (groups
-included), varint fields packed or not. Malformed input raises ValueError; a
-known field with a wire type it cannot have is malformed too (etcd rejects it).
+Decoders accept what etcd's gogoproto decoders accept: fields in any order,
+repeated occurrences (last wins), unknown fields of every wire type skipped
+(groups included). Malformed input raises ValueError; a known field with a
+wire type it cannot have is malformed too (etcd rejects it), a packed body
+for a singular varint field included.
 
 Integers outside their field's range raise OverflowError, as the compiled
 module's C conversions do.
@@ -248,15 +249,7 @@ def _decode(b, fields: tuple) -> tuple:
         elif wire == _VARINT:
             n, pos = _read_varint(b, pos, end)
             values[field - 1] = _signed(n, kind)
-        elif wire == _LEN:  # packed: the last element wins
-            n, pos = _read_varint(b, pos, end)
-            if n > end - pos:
-                raise ValueError("length past the end")
-            stop = pos + n
-            while pos < stop:
-                n, pos = _read_varint(b, pos, stop)
-                values[field - 1] = _signed(n, kind)
-        else:
+        else:  # a packed body too: gogoproto refuses it for a singular field
             raise ValueError(f"wire type {wire} for varint field {field}")
     return tuple(values)
 

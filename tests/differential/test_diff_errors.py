@@ -40,6 +40,36 @@ def test_malformed_lease_and_maintenance(pair):
             pair.raw_same(path, payload)
 
 
+# A singular varint field sent as a packed body (wire type 2): gogoproto
+# refuses the message where protobuf would keep the field aside as unknown.
+PACKED_SINGULAR = [
+    ("/etcdserverpb.KV/Range", b"\x0a\x01a\x5a\x01\x05"),  # max_mod_revision
+    ("/etcdserverpb.KV/Put", b"\x0a\x01a\x12\x01v\x1a\x01\x05"),  # lease
+    ("/etcdserverpb.KV/DeleteRange", b"\x0a\x01a\x1a\x00"),  # prev_kv, empty
+    # A Txn whose success op is a RangeRequest with a packed limit (field 3).
+    ("/etcdserverpb.KV/Txn", b"\x12\x07\x0a\x05\x0a\x01a\x1a\x00"),
+    ("/etcdserverpb.KV/Compact", b"\x0a\x01\x01"),  # revision
+    ("/etcdserverpb.Lease/LeaseGrant", b"\x0a\x01\x3c"),  # TTL
+    ("/etcdserverpb.Lease/LeaseTimeToLive", b"\x0a\x01\x07"),  # ID
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"), PACKED_SINGULAR, ids=[path.split("/")[-1] for path, _ in PACKED_SINGULAR]
+)
+def test_packed_singular_varint_is_refused(pair, path, payload):
+    pair.raw_same(path, payload)
+
+
+def test_packed_singular_varint_in_a_watch_stream(pair):
+    path = "/etcdserverpb.Watch/Watch"
+    # A create request whose start_revision (field 3) is a packed body.
+    payload = b"\x0a\x06\x0a\x01k\x1a\x01\x01"
+    reference = pair.reference.raw_stream(path, [payload])
+    subject = pair.subject.raw_stream(path, [payload])
+    assert render(subject[-1]) == render(reference[-1])
+
+
 def test_unknown_fields_are_ignored(pair):
     # A RangeRequest with key "a" and an unknown field 99 (varint 1).
     pair.kv("Put", key=b"a", value=b"1")

@@ -7,11 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from k0s_store.api.unmarshal_errors import gogo_unmarshal_error
 from k0s_store.mvcc import Store
-from k0s_store.proto import rpc_pb2
 
 FUZZ = Path(__file__).resolve().parents[2] / "bench" / "fuzz.py"
 _DONE = re.compile(r"Done (\d+) runs")
@@ -47,16 +43,3 @@ def test_fuzz_request_path_leaves_a_consistent_store(tmp_path):
             assert store.hash_kv(revision)[0] == digest
     finally:
         store.close()
-
-
-@pytest.mark.etcd
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, left to the codec's owners: our decoders read a packed body for a "
-    "singular varint field, which etcd (gogoproto) refuses",
-)
-def test_packed_singular_field_is_refused_as_etcd_does(pair):
-    body = b"Z\x00Z\x00"  # max_mod_revision (field 11) as an empty packed body, twice
-    expected = "proto: wrong wireType = 2 for field MaxModRevision"
-    assert gogo_unmarshal_error(rpc_pb2.RangeRequest.DESCRIPTOR, body) == expected
-    pair.raw_same("/etcdserverpb.KV/Range", body)
