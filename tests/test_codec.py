@@ -212,10 +212,11 @@ def test_decode_kv_reads_any_valid_encoding(codec):
         assert codec.decode_kv(memoryview(wire)) == kv_tuple(m)
 
 
-def test_decode_kv_accepts_packed_varints(codec):
-    # A varint field may arrive packed (length-delimited); the last element wins.
-    wire = len_field(2, varint(5) + varint(-3)) + len_field(4, b"") + tag(6, 0) + varint(9)
-    assert codec.decode_kv(wire) == (b"", -3, 0, 0, b"", 9)
+def test_decode_kv_refuses_packed_varints(codec):
+    # A singular varint field sent packed (length-delimited): gogoproto refuses it.
+    for wire in (len_field(2, varint(5) + varint(-3)), len_field(4, b"") + tag(6, 0) + varint(9)):
+        with pytest.raises(ValueError, match="wire type 2 for varint field"):
+            codec.decode_kv(wire)
 
 
 def test_decode_kv_accepts_overlong_varints(codec):
@@ -330,10 +331,10 @@ def test_decode_range_request_oddities(codec):
     assert codec.decode_range_request(wire) == fields_tuple(oracle)
     decoded = codec.decode_range_request(wire)
     assert decoded[4:7] == (-1, 3, True)
-    # Packed bools and ints: the last element wins.
-    packed = len_field(8, varint(1) + varint(0)) + len_field(3, varint(7) + varint(-2))
-    assert codec.decode_range_request(packed)[2] == -2
-    assert codec.decode_range_request(packed)[7] is False
+    # Packed bools and ints are refused, as gogoproto refuses them.
+    for packed in (len_field(8, varint(1) + varint(0)), len_field(3, varint(7) + varint(-2))):
+        with pytest.raises(ValueError, match="wire type 2 for varint field"):
+            codec.decode_range_request(packed)
 
 
 def test_decode_request_large(codec):
