@@ -46,7 +46,10 @@ class _Failure(Exception):
 
 def malformed(descriptor: Descriptor, data: bytes, exc: Exception) -> errors.EtcdError:
     """The error etcd gives for `data`, which our decoder refused with `exc`."""
-    detail = gogo_unmarshal_error(descriptor, data) or str(exc)
+    return _malformed_request(gogo_unmarshal_error(descriptor, data) or str(exc))
+
+
+def _malformed_request(detail: str) -> errors.EtcdError:
     return errors.MalformedRequestError(f"{errors.MalformedRequestError.message}: {detail}")
 
 
@@ -58,7 +61,7 @@ def parse(message_type: type[Message], data: bytes) -> Message:
         raise malformed(message_type.DESCRIPTOR, data, exc) from exc
     refusal = gogo_refusal(message, data)
     if refusal is not None:
-        raise errors.MalformedRequestError(f"{errors.MalformedRequestError.message}: {refusal}")
+        raise _malformed_request(refusal)
     return message
 
 
