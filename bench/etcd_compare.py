@@ -18,19 +18,26 @@ The load tool is found through K0S_BENCHMARK_BIN (default
 (bounded request counts, `--scale` multiplies them); on a shared machine
 the ratios are what counts.
 
+With `--repeat N` every cell runs N times, etcd and ours in turns whose
+order alternates (etcd first, then ours first, ...), so a machine that
+drifts during a cell weighs on both: each column is the median of its N
+measures, each ratio the median of the N paired ratios, and `spread` the
+lowest and highest paired throughput ratio.
+
 Usage: .venv/bin/python bench/etcd_compare.py [--clients 1,16,100] [--scale 1] [--skip-perf]
-       [--loads put,txn-put]
+       [--loads put,txn-put] [--repeat 3]
 """
 
 import argparse
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,8 +140,41 @@ def prepare(server: ServerProcess) -> None:
     )
 
 
-def ratio(ours: float, etcd: float) -> str:
-    return f"{ours / etcd:.2f}" if etcd and etcd == etcd and ours == ours else "-"
+def ratio(ours: float, etcd: float) -> float:
+    return ours / etcd if etcd and etcd == etcd and ours == ours else float("nan")
+
+
+def shown(value: float) -> str:
+    return f"{value:.2f}" if value == value else "-"
+
+
+def median_result(results: list[Result]) -> Result:
+    """Field by field, the median of repeated measures."""
+    columns = zip(*map(astuple, results), strict=True)
+    return Result(*(statistics.median(column) for column in columns))
+
+
+def measure_cell(servers, load: str, clients: int, total: int, repeat: int):
+    """`repeat` paired runs of one cell, the order alternating: the medians of
+    etcd's and ours, and the paired ratios (throughput, CPU, ceiling)."""
+    etcd_runs, ours_runs, pairs = [], [], []
+    for turn in range(repeat):
+        order = ("etcd", "ours") if turn % 2 == 0 else ("ours", "etcd")
+        run = {}
+        for kind in order:
+            settle(servers.values())
+            run[kind] = run_load(servers[kind], load_args(load, total), clients)
+        etcd, ours = run["etcd"], run["ours"]
+        etcd_runs.append(etcd)
+        ours_runs.append(ours)
+        pairs.append(
+            (
+                ratio(ours.ops_per_s, etcd.ops_per_s),
+                ratio(ours.cpu_us_per_op, etcd.cpu_us_per_op),
+                ratio(etcd.cpu_us_per_op + etcd.tool_us_per_op, ours.tool_us_per_op),
+            )
+        )
+    return median_result(etcd_runs), median_result(ours_runs), pairs
 
 
 def main() -> None:
@@ -145,6 +185,7 @@ def main() -> None:
     parser.add_argument(
         "--loads", default=",".join(TOTALS), help=f"comma-separated, of {', '.join(TOTALS)}"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="paired runs per cell (medians)")
     options = parser.parse_args()
     if not Path(benchmark_bin()).exists():
         sys.exit(f"etcd-benchmark not found at {benchmark_bin()} (set K0S_BENCHMARK_BIN)")
@@ -158,28 +199,29 @@ def main() -> None:
                 prepare(server)
             header = (
                 f"{'load':<10} {'clients':>7} {'etcd op/s':>10} {'ours op/s':>10} {'ratio':>6} "
-                f"{'etcd p99 ms':>11} {'ours p99 ms':>11} {'etcd cpu us/op':>14} "
+                f"{'spread':>9} {'etcd p99 ms':>11} {'ours p99 ms':>11} {'etcd cpu us/op':>14} "
                 f"{'ours cpu us/op':>14} {'ratio':>6} {'tool us/op e/o':>14} {'ceiling':>7}"
             )
-            print(f"k0s-store transport: {os.environ['K0S_STORE_TRANSPORT']}")
+            print(
+                f"k0s-store transport: {os.environ['K0S_STORE_TRANSPORT']}; "
+                f"{options.repeat} paired run(s) per cell"
+            )
             print(header)
             print("-" * len(header))
             for load in options.loads.split(","):
                 for count in clients:
                     total = total_for(load, count, options.scale)
-                    settle(servers.values())
-                    etcd = run_load(servers["etcd"], load_args(load, total), count)
-                    settle(servers.values())
-                    ours = run_load(servers["ours"], load_args(load, total), count)
-                    ceiling = ratio(etcd.cpu_us_per_op + etcd.tool_us_per_op, ours.tool_us_per_op)
+                    etcd, ours, pairs = measure_cell(servers, load, count, total, options.repeat)
+                    by_ratio = zip(*pairs, strict=True)
+                    throughput, cpu, ceiling = (statistics.median(p) for p in by_ratio)
+                    spread = f"{min(p[0] for p in pairs):.2f}-{max(p[0] for p in pairs):.2f}"
                     print(
                         f"{load:<10} {count:>7} {etcd.ops_per_s:>10.0f} {ours.ops_per_s:>10.0f} "
-                        f"{ratio(ours.ops_per_s, etcd.ops_per_s):>6} {etcd.p99_ms:>11.1f} "
+                        f"{shown(throughput):>6} {spread:>9} {etcd.p99_ms:>11.1f} "
                         f"{ours.p99_ms:>11.1f} {etcd.cpu_us_per_op:>14.0f} "
-                        f"{ours.cpu_us_per_op:>14.0f} "
-                        f"{ratio(ours.cpu_us_per_op, etcd.cpu_us_per_op):>6} "
+                        f"{ours.cpu_us_per_op:>14.0f} {shown(cpu):>6} "
                         f"{f'{etcd.tool_us_per_op:.0f}/{ours.tool_us_per_op:.0f}':>14} "
-                        f"{ceiling:>7}",
+                        f"{shown(ceiling):>7}",
                         flush=True,
                     )
             if not options.skip_perf:
