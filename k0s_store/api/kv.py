@@ -304,15 +304,15 @@ def _encode_op_results(req: TxnRequest, result: TxnResult, progress: _WriteProgr
     ops = req.success if result.succeeded else req.failure
     encoded = []
     for op, res in zip(ops, result.responses, strict=True):
-        if isinstance(res, RangeResult):
+        if isinstance(res, PutResult):
+            progress.changed = True
+            body = codec.encode_put_response(nested_header(progress.revision), res.prev_kv)
+            encoded.append(codec.encode_response_op(OP_PUT, body))
+        elif isinstance(res, RangeResult):
             body = codec.encode_range_response(
                 nested_header(progress.revision), res.kvs, res.more, res.count
             )
             encoded.append(codec.encode_response_op(OP_RANGE, body))
-        elif isinstance(res, PutResult):
-            progress.changed = True
-            body = codec.encode_put_response(nested_header(progress.revision), res.prev_kv)
-            encoded.append(codec.encode_response_op(OP_PUT, body))
         elif isinstance(res, DeleteRangeResult):
             progress.changed = progress.changed or res.deleted > 0
             body = codec.encode_delete_range_response(

@@ -124,14 +124,15 @@ def _apply(view: ReadView, req: TxnRequest, path: Iterator[bool]) -> TxnResult:
 
 
 def _apply_op(view: ReadView, op: RequestOp, path: Iterator[bool]):
+    # Puts first: the ops of most write txns. A view that meets a write is a
+    # WriteTxn (read-only txns hold no writes).
+    if isinstance(op, PutRequest):
+        prev = view.put(op.key, op.value, op.lease, op.ignore_value, op.ignore_lease)
+        return PutResult(prev if op.prev_kv else None)
     if isinstance(op, RangeRequest):
         return view.range(op)
     if isinstance(op, TxnRequest):
         return _apply(view, op, path)
-    assert isinstance(view, WriteTxn)  # read-only txns hold no writes
-    if isinstance(op, PutRequest):
-        prev = view.put(op.key, op.value, op.lease, op.ignore_value, op.ignore_lease)
-        return PutResult(prev if op.prev_kv else None)
     return delete_range(view, op)
 
 

@@ -47,12 +47,9 @@ class StoreStats:
 
     def end(self, ranges: int, puts: int = 0, deletes: int = 0) -> None:
         """One storage transaction ended after these calls."""
-        for _ in range(ranges):
-            self.ranges.inc()
-        for _ in range(puts):
-            self.puts.inc()
-        for _ in range(deletes):
-            self.deletes.inc()
+        self.ranges.add(ranges)
+        self.puts.add(puts)
+        self.deletes.add(deletes)
         if ranges + puts + deletes > 1:
             self.txns.inc()
 
@@ -91,18 +88,18 @@ class StoreStats:
     def _walk(self, req: TxnRequest, result: TxnResult, counts: list[int]) -> None:
         counts[0] += len(req.compare)
         ops = req.success if result.succeeded else req.failure
-        for op, response in zip(ops, result.responses, strict=True):
-            if isinstance(op, RangeRequest):
-                counts[1] += 1
-            elif isinstance(op, PutRequest):
+        for index, op in enumerate(ops):
+            if isinstance(op, PutRequest):
                 counts[0] += op.ignore_value or op.ignore_lease  # checked before applying
                 counts[1] += _reads_first(op)
                 counts[2] += 1
+            elif isinstance(op, RangeRequest):
+                counts[1] += 1
             elif isinstance(op, DeleteRangeRequest):
                 counts[1] += op.prev_kv
                 counts[3] += 1
             else:
-                self._walk(op, response, counts)
+                self._walk(op, result.responses[index], counts)
 
 
 def _reads_first(req: PutRequest) -> int:
