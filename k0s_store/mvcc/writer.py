@@ -88,26 +88,27 @@ class _Completions:
 
     def __init__(self) -> None:
         self._batches: deque[list[Job]] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="k0s-store-replies", daemon=True)
         self._thread.start()
 
     def add(self, jobs: list[Job]) -> None:
-        with self._cond:
+        with self._lock:
             self._batches.append(jobs)
             self._cond.notify()
 
     def stop(self) -> None:
         """Run what is queued, then stop the thread."""
-        with self._cond:
+        with self._lock:
             self._stopping = True
             self._cond.notify()
         self._thread.join()
 
     def _run(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 while not self._batches and not self._stopping:
                     self._cond.wait()
                 if not self._batches:
@@ -141,13 +142,16 @@ class Writer:
         self._before_commit = before_commit
         self._after_commit = after_commit
         self._commit_seconds = commit_seconds
-        # Lock order: _cond, then nothing. `_busy`: a batch is running (on the
+        # Lock order: _lock, then nothing. `_busy`: a batch is running (on the
         # writer thread or in a caller, see `call` and `held`); whoever set it alone
         # writes jobs_run and the store's in-memory state until `_release`.
         self._busy = False
         self.jobs_run = 0  # every job taken, failed ones included
         self._queue: deque[Job] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        # Blocks take the condition's lock itself: Condition's __enter__ and
+        # __exit__ are Python calls, on every write.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._stopping = False
         # "count": inside held(), the jobs this thread has held (None outside).
         self._held = threading.local()
@@ -164,7 +168,7 @@ class Writer:
         job without `then` never waits: its caller will)."""
         job = Job(fn, exclusive, then)
         held = then is not None and not exclusive and getattr(self._held, "count", None) is not None
-        with self._cond:
+        with self._lock:
             stopped = self._stopping
             if not stopped:
                 self._queue.append(job)
@@ -181,7 +185,7 @@ class Writer:
         """Run a job and wait for its result: here, as a batch of its own, when
         the writer is idle (no thread switch), else through the queue."""
         job = Job(fn, exclusive)
-        with self._cond:
+        with self._lock:
             stopped = self._stopping
             here = not (stopped or exclusive or self._busy or self._queue)
             if here:
@@ -212,7 +216,7 @@ class Writer:
 
     def _commit_held(self) -> None:
         """Run what is queued here if the writer is idle, else wake the writer thread."""
-        with self._cond:
+        with self._lock:
             jobs = [] if self._busy else self._next_batch()
             if jobs:
                 self._busy = True
@@ -240,7 +244,7 @@ class Writer:
 
     def _release(self) -> None:
         """End a batch: the writer thread (or stop) may go on."""
-        with self._cond:
+        with self._lock:
             self._busy = False
             if self._queue or self._stopping:
                 self._cond.notify_all()
@@ -261,18 +265,18 @@ class Writer:
 
     def stop(self) -> None:
         """Finish the queued jobs (and a batch run by a caller), then stop the thread."""
-        with self._cond:
+        with self._lock:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join()
-            with self._cond:
+            with self._lock:
                 self._cond.wait_for(lambda: not self._busy)
             self._completions.stop()
 
     def _take(self) -> list[Job]:
         """The next batch (marking the writer busy), or [] once stopping and drained."""
-        with self._cond:
+        with self._lock:
             while self._busy or not self._queue:
                 if self._stopping and not self._queue:
                     return []

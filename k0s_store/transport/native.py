@@ -413,7 +413,8 @@ class _Dispatcher:
             stats.finished(code, started, data, response, text)
             with self.lock:
                 self.in_flight -= 1
-                self.idle_changed.notify_all()
+                if not self.in_flight:  # what a shutdown waits for
+                    self.idle_changed.notify_all()
 
         try:
             if _expired(deadline):
