@@ -13,6 +13,7 @@ server unless a test asks for it.
 checks itself.
 """
 
+import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +30,10 @@ from harness.rpc import Client
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A background job of a non-interactive shell starts with SIGINT ignored,
+    # and children inherit that: etcdctl watch and keep-alive, which the tests
+    # stop with SIGINT, would then run on. A Python handler resets on exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line("markers", "server_args(*flags): extra flags for fixture servers")
     config.addinivalue_line("markers", "slow: a long run (e.g. 60 s etcdctl check perf)")
 
