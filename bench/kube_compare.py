@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "node"))
 
+from harness.processes import process_cpu_seconds as cpu_seconds  # noqa: E402
 from kubernetes import client, config  # noqa: E402 - after the path set-up above
 from launcher import KUBE_APISERVER, Launcher  # noqa: E402
 
@@ -47,11 +48,6 @@ def datastore_pid(launcher: Launcher, storage: str) -> int:
     if len(found) != 1:
         raise RuntimeError(f"expected one {storage} process under the launcher, found {found}")
     return int(found[0])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def in_threads(clients: int, count: int, work: Callable[[client.CoreV1Api, int], None],

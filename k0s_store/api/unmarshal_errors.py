@@ -18,6 +18,8 @@ gogoproto's texts (Go field names are the proto names in CamelCase):
 - an unknown field with wire type 6 or 7: "proto: illegal wireType <w>"
 """
 
+from collections.abc import Callable
+
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -53,15 +55,21 @@ def _malformed_request(detail: str) -> errors.EtcdError:
     return errors.MalformedRequestError(f"{errors.MalformedRequestError.message}: {detail}")
 
 
-def parse(message_type: type[Message], data: bytes) -> Message:
-    """Parse a request with the generated class; etcd's error when it does not parse."""
+def parse(
+    message_type: type[Message],
+    data: bytes,
+    refused: Callable[[str], errors.EtcdError] = _malformed_request,
+) -> Message:
+    """Parse a request with the generated class; when etcd would refuse it,
+    raise `refused(gogoproto's error text)` (default: a unary request's error)."""
     try:
         message = message_type.FromString(data)
     except DecodeError as exc:
-        raise malformed(message_type.DESCRIPTOR, data, exc) from exc
+        detail = gogo_unmarshal_error(message_type.DESCRIPTOR, data) or str(exc)
+        raise refused(detail) from exc
     refusal = gogo_refusal(message, data)
     if refusal is not None:
-        raise _malformed_request(refusal)
+        raise refused(refusal)
     return message
 
 

@@ -39,14 +39,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from google.protobuf.message import DecodeError
-
 from k0s_store import errors
 from k0s_store.api.auth_guard import AuthGuard
 from k0s_store.api.caller import ANONYMOUS, Caller
 from k0s_store.api.header import Header
 from k0s_store.api.settings import MIN_PROGRESS_NOTIFY_INTERVAL, Settings
-from k0s_store.api.unmarshal_errors import gogo_refusal, gogo_unmarshal_error
+from k0s_store.api.unmarshal_errors import parse
 from k0s_store.core import codec
 from k0s_store.proto import rpc_pb2
 
@@ -247,14 +245,7 @@ class WatchStream:
         return self.interval + random.uniform(0, self.interval / 10)
 
     def _handle_request(self, data: bytes) -> list[bytes]:
-        try:
-            req = rpc_pb2.WatchRequest.FromString(data)
-        except DecodeError as exc:
-            detail = gogo_unmarshal_error(rpc_pb2.WatchRequest.DESCRIPTOR, data) or exc
-            raise _unmarshal_error(detail) from exc
-        refusal = gogo_refusal(req, data)
-        if refusal is not None:
-            raise _unmarshal_error(refusal)
+        req = parse(rpc_pb2.WatchRequest, data, refused=_unmarshal_error)
         kind = req.WhichOneof("request_union")
         if kind == "create_request":
             return self._create(req.create_request)
@@ -435,6 +426,6 @@ class WatchStream:
         )
 
 
-def _unmarshal_error(detail: object) -> errors.EtcdError:
+def _unmarshal_error(detail: str) -> errors.EtcdError:
     """grpc-go's error for a stream message it cannot unmarshal."""
     return errors.MalformedRequestError(f"grpc: failed to unmarshal the received message {detail}")

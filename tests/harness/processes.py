@@ -57,6 +57,12 @@ def channel_credentials(tls: TLSFiles) -> grpc.ChannelCredentials:
     )
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of process `pid`, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ServerProcess:
     """One etcd-compatible server subprocess on its own data directory.
 
@@ -218,10 +224,9 @@ class ServerProcess:
         return self.start().wait_ready()
 
     def cpu_seconds(self) -> float:
-        """utime + stime of the server process, from /proc/<pid>/stat."""
+        """utime + stime of the server process."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def _lost_port(self) -> bool:
         """True if this start's output says a port was in use (ours, etcd)."""
