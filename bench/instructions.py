@@ -70,7 +70,7 @@ def drive(shape: str, count: int) -> None:
             answered.append(body)
 
         for start in range(0, count, TURN):
-            with store._writer.held():
+            with store.writes_held():
                 for body in bodies[start : start + TURN]:
                     submit(body, ANONYMOUS, reply)
         store.close()
