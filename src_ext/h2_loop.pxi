@@ -462,11 +462,20 @@ cdef Event *take_inline(Loop *loop) noexcept nogil:
 
 
 cdef void wake_owed(Loop *loop) noexcept nogil:
-    """Wake a worker per event the loop queued and did not serve itself."""
+    """Wake workers for the events the loop queued and did not serve itself:
+    one per turn those events make (a worker takes a run of quick ones at
+    once), not one per event, since a worker woken for an event another took
+    with its own finds nothing and goes back to sleep, two thread switches
+    for nothing. Events queued earlier count too: a worker signalled for them
+    may not have taken them yet."""
+    cdef int turns
     pthread_mutex_lock(&loop.events.lock)
-    while loop.signals_owed > 0:
-        pthread_cond_signal(&loop.events.ready)
-        loop.signals_owed -= 1
+    if loop.signals_owed > 0:
+        turns = queued_turns(loop, loop.signals_owed)
+        while turns > 0:
+            pthread_cond_signal(&loop.events.ready)
+            turns -= 1
+        loop.signals_owed = 0
     pthread_mutex_unlock(&loop.events.lock)
 
 

@@ -108,6 +108,7 @@ cdef Event *events_pop(Loop *loop, int limit, int block) noexcept nogil:
     cdef Event *last
     cdef int n = 1
     pthread_mutex_lock(&q.lock)
+    q.turn_limit = limit
     if block:
         q.waiting += 1
         while q.head == NULL and not q.closed:
@@ -125,6 +126,25 @@ cdef Event *events_pop(Loop *loop, int limit, int block) noexcept nogil:
             q.tail = NULL
     pthread_mutex_unlock(&q.lock)
     return first
+
+
+cdef int queued_turns(Loop *loop, int most) noexcept nogil:
+    """How many workers the queued events keep busy, as events_pop deals
+    them out (a run of quick events per worker, one that may block alone),
+    counted up to `most`. Called with the queue's lock held."""
+    cdef Event *ev = loop.events.head
+    cdef int turns = 0
+    cdef int n
+    cdef int limit = loop.events.turn_limit if loop.events.turn_limit > 0 else 1
+    while ev != NULL and turns < most:
+        turns += 1
+        n = 1
+        while (n < limit and ev.next != NULL and event_is_quick(loop, ev)
+               and event_is_quick(loop, ev.next)):
+            ev = ev.next
+            n += 1
+        ev = ev.next
+    return turns
 
 
 cdef void events_close(Loop *loop) noexcept nogil:

@@ -76,6 +76,7 @@ cdef struct EventQueue:
     Event *tail
     int closed
     int waiting            # workers blocked waiting for an event
+    int turn_limit         # events a worker takes at once (its last events_pop's)
 
 
 cdef struct ReplyQueue:
