@@ -467,16 +467,17 @@ cdef void wake_owed(Loop *loop) noexcept nogil:
     once), not one per event, since a worker woken for an event another took
     with its own finds nothing and goes back to sleep, two thread switches
     for nothing. Events queued earlier count too: a worker signalled for them
-    may not have taken them yet."""
-    cdef int turns
+    may not have taken them yet. Signalled after the lock is let go, or the
+    woken worker's first step is to wait for it."""
+    cdef int turns = 0
     pthread_mutex_lock(&loop.events.lock)
     if loop.signals_owed > 0:
         turns = queued_turns(loop, loop.signals_owed)
-        while turns > 0:
-            pthread_cond_signal(&loop.events.ready)
-            turns -= 1
         loop.signals_owed = 0
     pthread_mutex_unlock(&loop.events.lock)
+    while turns > 0:
+        pthread_cond_signal(&loop.events.ready)
+        turns -= 1
 
 
 cdef void loop_flush_dirty(Loop *loop) noexcept nogil:

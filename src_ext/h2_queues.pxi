@@ -76,6 +76,7 @@ cdef void events_push(Loop *loop, Event *ev) noexcept nogil:
     """Queue an event. One the loop queues wakes a worker only at the end of
     the loop's iteration (loop_dispatch), which may serve it itself."""
     cdef EventQueue *q = &loop.events
+    cdef bint loop_queued = on_loop(loop)
     ev.next = NULL
     pthread_mutex_lock(&q.lock)
     if q.tail == NULL:
@@ -83,11 +84,11 @@ cdef void events_push(Loop *loop, Event *ev) noexcept nogil:
     else:
         q.tail.next = ev
     q.tail = ev
-    if on_loop(loop):
+    if loop_queued:
         loop.signals_owed += 1
-    else:
-        pthread_cond_signal(&q.ready)
     pthread_mutex_unlock(&q.lock)
+    if not loop_queued:  # after the unlock: the woken worker need not wait for it
+        pthread_cond_signal(&q.ready)
 
 
 cdef inline bint event_is_quick(Loop *loop, Event *ev) noexcept nogil:
