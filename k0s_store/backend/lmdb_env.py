@@ -11,6 +11,9 @@ k0s_store/mvcc/key_index.py, index.py, meta.py, lessor.py):
 - `auth`, `authUsers`, `authRoles`  etcd's auth buckets, byte for byte
                (k0s_store/mvcc/auth_store.py)
 
+Beside LMDB's `data.mdb` and `lock.mdb`, `k0s-store.lock` keeps a second
+process out while one has the directory open (k0s_store/backend/dir_lock.py).
+
 Concurrency: one writer thread owns write transactions; any thread may read
 through `read()`, which passes a `ReaderGate` so that the rare map growth and
 the defragmentation swap can run with no transaction open, as LMDB requires.
@@ -20,6 +23,7 @@ import os
 import shutil
 from typing import NamedTuple
 
+from k0s_store.backend.dir_lock import DataDirLock
 from k0s_store.backend.gate import ReaderGate
 from k0s_store.core import lmdb
 
@@ -63,7 +67,12 @@ class Backend:
         self._sync = sync
         self._map_size = map_size
         self.gate = ReaderGate()
-        self._open()
+        self._dir_lock = DataDirLock(self.path)
+        try:
+            self._open()
+        except BaseException:
+            self._dir_lock.release()
+            raise
 
     def _open(self) -> None:
         self.env = lmdb.open(
@@ -138,6 +147,7 @@ class Backend:
         """Close the environment once no reader is inside."""
         with self.gate.exclusive():
             self.env.close()
+        self._dir_lock.release()
 
 
 class ReadTxn:
