@@ -2,9 +2,9 @@
 
 Threads: callers (any number) read directly from LMDB snapshots and queue
 writes; the writer applies queued writes in group commits (writer.py) and
-its reply thread runs the completions of the writes queued with one; the
-compactor walks physical compactions; the watch syncer replays history to
-catching-up watchers; the lease thread revokes expired leases.
+runs the completions of the writes queued with one; the compactor walks
+physical compactions; the watch syncer replays history to catching-up
+watchers; the lease thread revokes expired leases.
 
 In-memory state, written by the writer thread only, after each commit:
 `_rev` then `_compact_rev` are read by everyone. A reader reads `_rev`
@@ -223,8 +223,8 @@ class Store:
 
         Writes return their Response once it is durable or, given `then`, None
         at once: `then(response, None)` or `then(None, error)` runs on the
-        store's reply thread once the batch is durable, so one thread answers a
-        whole group commit. An error found before queueing is raised either way.
+        thread that committed the batch once it is durable, so one thread
+        answers a whole group commit. An error found before queueing is raised either way.
         """
         return self._write(lambda w: apply.put(w, req), lambda _: self.stats.put(req), then)
 

@@ -4,10 +4,10 @@ Callers queue a job (a function of the batch's `WriteTxn`) and wait, or
 give a completion (`then`) and go on. The writer takes everything queued,
 applies each job in turn (each gets its own main revision if it changes
 something), commits once (one fsync), then publishes and answers every
-caller of the batch: it wakes the waiting ones and runs the completions,
-or, when more jobs are already queued, leaves the completions to one more
-thread and goes on with the next batch, so a batch of N writes costs no N
-thread switches.
+caller of the batch: it wakes the waiting ones and runs the completions
+itself, so a batch of N writes costs no N thread switches. (A thread of
+their own for the completions, to start the next batch sooner, cost more
+than it saved: both need the GIL, and it took a wake-up per batch.)
 
 When the writer is idle (nothing queued, no batch running), a caller that
 waits for its job (`call`) runs it itself, as a batch of one, and a caller
@@ -38,13 +38,14 @@ from k0s_store.mvcc.kv_write import WriteTxn
 
 log = logging.getLogger("k0s_store.writer")
 
-# A job's completion: (result, None) or (None, error), on the reply thread.
+# A job's completion: (result, None) or (None, error), run by the thread that
+# committed its batch (the writer, or a caller running it, see `call` and `held`).
 Then = Callable[[Any, BaseException | None], None]
 
 
 class Job:
     """A queued write. Its outcome goes to `then(result, error)` when one was given
-    (called by the reply thread once the batch is durable); otherwise `wait()`
+    (by the thread that committed it, once the batch is durable); otherwise `wait()`
     (by one thread) returns its result or raises its error."""
 
     __slots__ = ("_pending", "error", "exclusive", "fn", "result", "then")
@@ -78,43 +79,6 @@ class Job:
         if self.error is not None:
             raise self.error
         return self.result
-
-
-class _Completions:
-    """The thread running the completions (`then`) of committed jobs, batch by
-    batch in commit order: the writer goes on to its next batch (and fsync)
-    while this one answers the last batch's callers."""
-
-    def __init__(self) -> None:
-        self._batches: deque[list[Job]] = deque()
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="k0s-store-replies", daemon=True)
-        self._thread.start()
-
-    def add(self, jobs: list[Job]) -> None:
-        with self._lock:
-            self._batches.append(jobs)
-            self._cond.notify()
-
-    def stop(self) -> None:
-        """Run what is queued, then stop the thread."""
-        with self._lock:
-            self._stopping = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._batches and not self._stopping:
-                    self._cond.wait()
-                if not self._batches:
-                    return
-                jobs = self._batches.popleft()
-            for job in jobs:
-                job.finish()
 
 
 class Writer:
@@ -155,7 +119,6 @@ class Writer:
         # "count": inside held(), the jobs this thread has held (None outside).
         self._held = threading.local()
         self._held_writes = _HeldWrites(self)
-        self._completions = _Completions()
         self._thread = threading.Thread(target=self._run, name="k0s-store-writer", daemon=True)
         self._thread.start()
 
@@ -265,7 +228,6 @@ class Writer:
             self._thread.join()
             with self._lock:
                 self._cond.wait_for(lambda: not self._busy)
-            self._completions.stop()
 
     def _take(self) -> list[Job]:
         """The next batch (marking the writer busy), or [] once stopping and drained."""
@@ -294,18 +256,8 @@ class Writer:
             if not jobs:
                 return
             self._execute(jobs)
-            if not self._queue:  # no next batch to start: answer everyone from here
-                for job in jobs:
-                    job.finish()
-                continue
-            later = []
             for job in jobs:
-                if job.then is None:
-                    job.finish()
-                else:
-                    later.append(job)
-            if later:
-                self._completions.add(later)
+                job.finish()
 
     def _run_exclusive(self, job: Job) -> None:
         try:

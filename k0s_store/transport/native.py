@@ -391,7 +391,7 @@ class _Dispatcher:
         deadline: float | None,
     ) -> None:
         """A unary call answered later through `method.submit` (a write: by the
-        store's reply thread once its group commit is durable), so no worker waits
+        store's committing thread once its group commit is durable), so no worker waits
         on it. Past its deadline before it starts, it is not run (as `_unary`)."""
         with self.lock:
             self.in_flight += 1
