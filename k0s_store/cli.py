@@ -182,7 +182,8 @@ def warn_ignored_flags(args: argparse.Namespace) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Open the store, serve until SIGTERM or SIGINT, then close it cleanly."""
-    from k0s_store.mvcc import Store  # imported here so `--help` needs no store
+    from k0s_store.core import lmdb  # imported here so `--help` needs no store
+    from k0s_store.mvcc import Store
     from k0s_store.ops.autocompact import AutoCompactor
     from k0s_store.ops.endpoints import OpsEndpoints
     from k0s_store.ops.heap import keep_freed_memory
@@ -212,13 +213,17 @@ def serve(args: argparse.Namespace) -> int:
     )
     if args.unsafe_no_fsync:
         log.warning("--unsafe-no-fsync: acknowledged writes can be lost if the machine crashes")
-    store = Store(
-        args.data_dir,
-        quota_bytes=_quota(args.quota_backend_bytes),
-        fsync=not args.unsafe_no_fsync,
-        auth_token_ttl=args.auth_token_ttl,
-        bcrypt_cost=args.bcrypt_cost,
-    )
+    try:
+        store = Store(
+            args.data_dir,
+            quota_bytes=_quota(args.quota_backend_bytes),
+            fsync=not args.unsafe_no_fsync,
+            auth_token_ttl=args.auth_token_ttl,
+            bcrypt_cost=args.bcrypt_cost,
+        )
+    except lmdb.Error as exc:  # e.g. a data file that is not LMDB's, or damaged
+        log.error("cannot open data directory %s: %s", args.data_dir, exc)
+        return 1
     rpc_stats = RpcStats(args.experimental_warning_apply_duration)
     endpoints = OpsEndpoints(store, rpc_stats, settings.version, fsync=not args.unsafe_no_fsync)
     try:
