@@ -1,40 +1,23 @@
-"""One launcher per data directory: an exclusive ``flock`` on ``D/run/k0s-node.lock``.
+"""One launcher per data directory: an exclusive ``flock`` on ``D/run/k0s-node.lock``
+(the store's lock mechanism, k0s_store/backend/dir_lock.py), refused at once
+when another launcher holds it."""
 
-The kernel drops the lock when the launcher dies, however it dies, so a stale
-file never blocks a restart. The file holds the owner's pid, for the message
-a second launcher prints.
-"""
-
-import fcntl
-import os
 from pathlib import Path
+
+from k0s_store.backend.dir_lock import FileLock, LockHeld
 
 
 class AlreadyRunning(RuntimeError):
     """Another launcher holds the data directory."""
 
 
-class DataDirLock:
-    """Hold the lock for the life of this object (or until :meth:`release`)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(self._fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(self._fd)
-            raise AlreadyRunning(
-                f"another k0s-node (pid {owner}) is running on {path.parent.parent}"
-            ) from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
-
-    def release(self) -> None:
-        """Unlock and close (the file stays, empty of meaning)."""
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+def lock_data_dir(path: Path) -> FileLock:
+    """Take the launcher's lock file `path` (creating its directory), or raise
+    AlreadyRunning naming the launcher that holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return FileLock(path)
+    except LockHeld as held:
+        raise AlreadyRunning(
+            f"another k0s-node (pid {held.owner}) is running on {path.parent.parent}"
+        ) from None

@@ -47,7 +47,7 @@ from k0s_node.etcd_cluster import (
     new_cluster,
 )
 from k0s_node.health import DatastoreProbe, apiserver_ready
-from k0s_node.lock import DataDirLock
+from k0s_node.lock import lock_data_dir
 from k0s_node.paths import NodePaths
 from k0s_node.rbac import BINDING_NAME, ensure_cluster_admins
 from k0s_node.supervisor import Child, ComponentSpec
@@ -183,7 +183,7 @@ class Controller:
         """Run until :meth:`stop`; returns the exit status."""
         if self.join_url and self.config.spec.storage.type != "etcd":
             raise EtcdError("--join needs spec.storage.type etcd")
-        lock = DataDirLock(self.paths.lock_file)
+        lock = lock_data_dir(self.paths.lock_file)
         http = None
         try:
             if self.join_url and not has_data(self.paths):

@@ -1,53 +1,72 @@
-"""One process per data directory, as etcd's file lock on its database.
+"""One process per data directory: an exclusive `flock` on a lock file.
 
 Two servers on one LMDB environment would both be correct to LMDB and
 wrong to etcd's clients: each keeps its own revision counter in memory, so
 both hand out the same revisions and a range returns a key twice. The
-first to open a data directory holds an exclusive `flock` on its
-`LOCK_FILE` until it closes it; the kernel lets go of it when the process
-dies, `kill -9` included. A second process waits for it, with a warning,
-as etcd does (its listeners are not bound before the store opens).
+store holds `LOCK_FILE` in its data directory while it is open (a second
+one waits for it, with a warning, as etcd waits on its database's lock; its
+listeners are not bound before the store opens); the launcher (k0s_node)
+holds its own lock file the same way, and refuses to wait.
 
-The lock is a file of its own: LMDB's `lock.mdb` carries LMDB's POSIX
-record locks, which closing any descriptor of that file would drop.
+The kernel lets go of a lock when its holder dies, `kill -9` included, so
+a stale file never blocks a restart. The file holds the holder's pid, for
+the message of the next one. The store's lock is a file of its own: LMDB's
+`lock.mdb` carries LMDB's POSIX record locks, which closing any descriptor
+of that file would drop.
 """
 
 import fcntl
-import logging
 import os
+from collections.abc import Callable
 
 LOCK_FILE = "k0s-store.lock"
 
-log = logging.getLogger("k0s_store.backend")
 
+class LockHeld(Exception):
+    """Another process holds the lock.
 
-class DataDirLock:
-    """The exclusive lock of a data directory, held from construction to `release`.
-
-    Args:
-        path: the data directory (it must exist).
+    Attributes:
+        owner: the pid it wrote in the file ("unknown" if none).
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = os.path.join(path, LOCK_FILE)
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"held by pid {owner}")
+        self.owner = owner
+
+
+class FileLock:
+    """An exclusive `flock` on `path` (created if missing), held from
+    construction until `release`.
+
+    Args:
+        path: the lock file.
+        on_wait: if another process holds the lock, called with its pid before
+            waiting for it; None: raise LockHeld instead of waiting.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, on_wait: Callable[[str], None] | None = None
+    ) -> None:
+        self.path = os.fspath(path)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log.warning(
-                    "another process is using data directory %s and holds its lock (%s); "
-                    "waiting for it to exit before starting",
-                    path,
-                    LOCK_FILE,
-                )
+                owner = os.read(self._fd, 32).decode(errors="replace").strip() or "unknown"
+                if on_wait is None:
+                    raise LockHeld(owner) from None
+                on_wait(owner)
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
             self.release()
             raise
 
     def release(self) -> None:
-        """Let go of the lock (closing the descriptor drops it); idempotent."""
-        if self._fd is not None:
+        """Unlock and close (the file stays); idempotent."""
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
-            self._fd = None
+            self._fd = -1

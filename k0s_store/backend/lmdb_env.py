@@ -19,13 +19,16 @@ through `read()`, which passes a `ReaderGate` so that the rare map growth and
 the defragmentation swap can run with no transaction open, as LMDB requires.
 """
 
+import logging
 import os
 import shutil
 from typing import NamedTuple
 
-from k0s_store.backend.dir_lock import DataDirLock
+from k0s_store.backend.dir_lock import LOCK_FILE, FileLock
 from k0s_store.backend.gate import ReaderGate
 from k0s_store.core import lmdb
+
+log = logging.getLogger("k0s_store.backend")
 
 DATA_FILE = "data.mdb"
 _DEFRAG_DIR = "defrag.tmp"
@@ -67,12 +70,21 @@ class Backend:
         self._sync = sync
         self._map_size = map_size
         self.gate = ReaderGate()
-        self._dir_lock = DataDirLock(self.path)
+        self._dir_lock = FileLock(os.path.join(self.path, LOCK_FILE), on_wait=self._wait_warning)
         try:
             self._open()
         except BaseException:
             self._dir_lock.release()
             raise
+
+    def _wait_warning(self, owner: str) -> None:
+        log.warning(
+            "another process (pid %s) is using data directory %s and holds its lock (%s); "
+            "waiting for it to exit before starting",
+            owner,
+            self.path,
+            LOCK_FILE,
+        )
 
     def _open(self) -> None:
         self.env = lmdb.open(
