@@ -109,17 +109,7 @@ class WriteTxn(ReadView):
         txn, dbs = self.txn, self.dbs
         main, sub = self.rev + 1, len(self.changes)
         written = lmdb_kv.put_revision(
-            txn,
-            dbs.index,
-            dbs.key,
-            dbs.index_history,
-            key,
-            value,
-            lease,
-            main,
-            sub,
-            ignore_value,
-            ignore_lease,
+            txn, dbs.index, dbs.key, key, value, lease, main, sub, ignore_value, ignore_lease
         )
         if written is None:
             raise KeyNotFoundError()
@@ -138,7 +128,7 @@ class WriteTxn(ReadView):
         """Tombstone `key` if it is live; returns its last KeyValue (None: not live)."""
         txn, dbs = self.txn, self.dbs
         main, sub = self.rev + 1, len(self.changes)
-        prev = lmdb_kv.tombstone(txn, dbs.index, dbs.key, dbs.index_history, key, main, sub)
+        prev = lmdb_kv.tombstone(txn, dbs.index, dbs.key, key, main, sub)
         if prev is None:
             return None
         lease = codec.decode_kv(prev)[5]
@@ -153,7 +143,7 @@ class WriteTxn(ReadView):
         """Tombstone every live key in [key, end); returns their last KeyValues."""
         live = [
             k
-            for k, records in index.scan(self.txn, self.dbs, key, end)
+            for k, records in index.scan(self.txn, self.dbs.index, key, end)
             if not key_index.latest(records)[2]
         ]
         return [self.delete(k) for k in live]
