@@ -51,7 +51,13 @@ from k0s_store._ext.codec import decode_kv, encode_kv, kv_without_value
 from k0s_store._ext.lmdb import _ERRORS, Error
 
 __all__ = [
-    "get_live", "index_records", "put_revision", "range_live", "range_response", "tombstone"
+    "get_live",
+    "history_key",
+    "index_records",
+    "put_revision",
+    "range_live",
+    "range_response",
+    "tombstone",
 ]
 
 cdef enum:
@@ -131,18 +137,57 @@ cdef int find_records(MDB_txn* txn, MDB_dbi index_dbi, const uint8_t* key, size_
     return MDB_NOTFOUND
 
 
-cdef int live_kv(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records, uint64_t rev,
-                 MDB_val* kv, MDB_cursor* cursor=NULL, int* next_misses=NULL) noexcept nogil:
-    """The stored KeyValue of the record live at `rev` into `kv`: 0,
-    MDB_NOTFOUND (not live then), or an LMDB error (see fetch_rev)."""
+cdef const uint8_t* live_record(MDB_txn* txn, MDB_dbi hist_dbi, const uint8_t* key,
+                                size_t key_len, const MDB_val* records, uint64_t rev,
+                                int* rc) noexcept nogil:
+    """The record of `key` live at `rev`, from its index entry `records` or,
+    when older, its history chunks: NULL if none (*rc 0) or an LMDB error (*rc)."""
+    cdef const uint8_t* p = <const uint8_t*>records.mv_data
+    cdef Py_ssize_t n = records.mv_size // REC_SIZE
     cdef Py_ssize_t i
+    rc[0] = 0
     if records.mv_size % REC_SIZE:
-        return MDB_CORRUPTED
-    i = find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, rev)
-    if i < 0:
-        return MDB_NOTFOUND
-    return fetch_rev(txn, key_dbi, <const uint8_t*>records.mv_data + i * REC_SIZE, kv, cursor,
-                     next_misses)
+        rc[0] = MDB_CORRUPTED
+        return NULL
+    i = find_live(p, n, rev)
+    if i >= 0:
+        return p + i * REC_SIZE
+    if has_history(p, n) and rec_main(p) > rev:
+        return history_record(txn, hist_dbi, key, key_len, rev, rc)
+    return NULL
+
+
+cdef const uint8_t* history_record(MDB_txn* txn, MDB_dbi hist_dbi, const uint8_t* key,
+                                   size_t key_len, uint64_t rev, int* rc) noexcept nogil:
+    """The record of `key` live at `rev` in its history chunks: the chunk with the
+    largest first revision <= rev holds it. NULL: none (*rc 0), or an LMDB error."""
+    cdef uint8_t hkey[HISTORY_KEY_MAX]
+    cdef size_t size = write_history_key(hkey, key, key_len, rev + 1)
+    cdef MDB_cursor* cursor
+    cdef MDB_val k, v
+    cdef Py_ssize_t i
+    cdef const uint8_t* found = NULL
+    k.mv_data = hkey
+    k.mv_size = size
+    rc[0] = mdb_cursor_open(txn, hist_dbi, &cursor)
+    if rc[0]:
+        return NULL
+    rc[0] = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+    if rc[0] == 0:
+        rc[0] = mdb_cursor_get(cursor, &k, &v, MDB_PREV)
+    elif rc[0] == MDB_NOTFOUND:
+        rc[0] = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+    if rc[0] == 0 and k.mv_size == size and memcmp(k.mv_data, hkey, size - 8) == 0:
+        if v.mv_size % REC_SIZE:
+            rc[0] = MDB_CORRUPTED
+        else:
+            i = find_live(<const uint8_t*>v.mv_data, v.mv_size // REC_SIZE, rev)
+            if i >= 0:
+                found = <const uint8_t*>v.mv_data + i * REC_SIZE
+    if rc[0] == MDB_NOTFOUND:
+        rc[0] = 0
+    mdb_cursor_close(cursor)
+    return found
 
 
 cdef int fetch_rev(MDB_txn* txn, MDB_dbi key_dbi, const uint8_t* record, MDB_val* kv,
@@ -174,6 +219,16 @@ cdef int fetch_rev(MDB_txn* txn, MDB_dbi key_dbi, const uint8_t* record, MDB_val
     return mdb_cursor_get(cursor, &k, kv, MDB_SET)
 
 
+def history_key(bytes key, uint64_t main):
+    """The history DB key of `key`'s chunk whose first record is at `main`."""
+    cdef uint8_t hkey[HISTORY_KEY_MAX]
+    if PyBytes_GET_SIZE(key) > SHORT_KEY_MAX:
+        raise ValueError("long keys keep no history chunks")
+    return PyBytes_FromStringAndSize(
+        <const char*>hkey,
+        write_history_key(hkey, <const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), main))
+
+
 def index_records(txn, index_db, bytes key):
     """The revision records of `key` in the `index` DB, or None."""
     cdef MDB_val records
@@ -186,14 +241,19 @@ def index_records(txn, index_db, bytes key):
     return PyBytes_FromStringAndSize(<const char*>records.mv_data, records.mv_size)
 
 
-cdef bint key_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, bytes key, uint64_t rev,
-                   MDB_val* kv) except -1:
+cdef bint key_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, MDB_dbi hist_dbi,
+                   bytes key, uint64_t rev, MDB_val* kv) except -1:
     """The stored KeyValue of `key` live at `rev` into `kv`: True, or False if none."""
     cdef MDB_val records
-    cdef int rc = find_records(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
-                               PyBytes_GET_SIZE(key), &records)
+    cdef const uint8_t* k = <const uint8_t*>PyBytes_AS_STRING(key)
+    cdef const uint8_t* record = NULL
+    cdef int rc = find_records(txn, index_dbi, k, PyBytes_GET_SIZE(key), &records)
     if rc == 0:
-        rc = live_kv(txn, key_dbi, &records, rev, kv)
+        record = live_record(txn, hist_dbi, k, PyBytes_GET_SIZE(key), &records, rev, &rc)
+        if record != NULL:
+            rc = fetch_rev(txn, key_dbi, record, kv)
+        elif rc == 0:
+            rc = MDB_NOTFOUND
     if rc == MDB_NOTFOUND:
         return False
     if rc:
@@ -201,10 +261,10 @@ cdef bint key_live(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi key_dbi, bytes key, 
     return True
 
 
-def get_live(txn, index_db, key_db, bytes key, uint64_t rev):
+def get_live(txn, index_db, key_db, history_db, bytes key, uint64_t rev):
     """The stored KeyValue of `key` live at `rev`, or None."""
     cdef MDB_val kv
-    if not key_live(txn_of(txn), index_db.dbi, key_db.dbi, key, rev, &kv):
+    if not key_live(txn_of(txn), index_db.dbi, key_db.dbi, history_db.dbi, key, rev, &kv):
         return None
     return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
 
@@ -216,8 +276,9 @@ cdef struct Scan:
     MDB_txn* txn
     MDB_cursor* cursor  # on the index DB
     MDB_cursor* kv_cursor  # on the key DB
-    int next_misses  # see live_kv
+    int next_misses  # see fetch_rev
     MDB_dbi key_dbi
+    MDB_dbi hist_dbi
     const uint8_t* key
     size_t key_len
     const uint8_t* end
@@ -236,27 +297,23 @@ cdef int visit(Scan* s, const uint8_t* ukey, size_t ulen, const MDB_val* records
     """One indexed user key: 0 to go on, 1 past the end, else an LMDB error."""
     cdef MDB_val kv
     cdef MDB_val* grown
-    cdef Py_ssize_t i
+    cdef const uint8_t* record
+    cdef int rc
     if s.end_len and compare(ukey, ulen, s.end, s.end_len) >= 0:
         return 1
     if compare(ukey, ulen, s.key, s.key_len) < 0:
         return 0
-    if not s.fetch or (s.limit and s.n_found >= s.limit):
-        # Counted only: whether it is live needs the records alone.
-        if records.mv_size % REC_SIZE:
-            return MDB_CORRUPTED
-        if find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, s.rev) >= 0:
-            s.count += 1
-        return 0
-    if records.mv_size % REC_SIZE:
-        return MDB_CORRUPTED
-    i = find_live(<const uint8_t*>records.mv_data, records.mv_size // REC_SIZE, s.rev)
-    if i < 0:
+    record = live_record(s.txn, s.hist_dbi, ukey, ulen, records, s.rev, &rc)
+    if rc:
+        return rc
+    if record == NULL:
         return 0
     s.count += 1
+    if not s.fetch or (s.limit and s.n_found >= s.limit):
+        return 0  # counted only
     # Its KeyValue is fetched after the walk (fetch_found): until then the
     # slot points at the live record.
-    kv.mv_data = <void*>(<const uint8_t*>records.mv_data + i * REC_SIZE)
+    kv.mv_data = <void*>record
     kv.mv_size = REC_SIZE
     if s.n_found == s.cap_found:
         s.cap_found = s.cap_found * 2 if s.cap_found else 64
@@ -384,7 +441,7 @@ cdef int walk(Scan* s, MDB_cursor_op op, Py_ssize_t budget) noexcept nogil:
     return 0
 
 
-cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev,
+cdef int scan(Scan* s, txn, index_db, key_db, history_db, bytes key, bytes end, uint64_t rev,
               Py_ssize_t limit, bint fetch) except -1:
     """Fill `s` from the user keys in [key, end) (end b"": no bound): the count
     of keys live at `rev` and, if `fetch`, the KeyValues of the first `limit` of
@@ -396,6 +453,7 @@ cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev
     cdef Py_ssize_t i
     s.txn = txn_of(txn)
     s.key_dbi = key_db.dbi
+    s.hist_dbi = history_db.dbi
     s.key = <const uint8_t*>PyBytes_AS_STRING(key)
     s.key_len = PyBytes_GET_SIZE(key)
     s.end = <const uint8_t*>PyBytes_AS_STRING(end)
@@ -449,7 +507,7 @@ cdef int scan(Scan* s, txn, index_db, key_db, bytes key, bytes end, uint64_t rev
         mdb_cursor_close(s.cursor)
 
 
-def range_live(txn, index_db, key_db, bytes key, bytes end,
+def range_live(txn, index_db, key_db, history_db, bytes key, bytes end,
                uint64_t rev, Py_ssize_t limit, bint fetch, bint keys_only=False):
     """Over the user keys in [key, end) (end b"": no bound): (the stored
     KeyValue of each key live at `rev`, at most `limit` of them (0: all),
@@ -459,7 +517,7 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
     cdef Py_ssize_t i
     s.found = NULL
     try:
-        scan(&s, txn, index_db, key_db, key, end, rev, limit, fetch)
+        scan(&s, txn, index_db, key_db, history_db, key, end, rev, limit, fetch)
         if keys_only:
             return [
                 kv_without_value(
@@ -475,7 +533,7 @@ def range_live(txn, index_db, key_db, bytes key, bytes end,
         free(s.found)
 
 
-def range_response(txn, index_db, key_db, bytes header, bytes key, end,
+def range_response(txn, index_db, key_db, history_db, bytes header, bytes key, end,
                    uint64_t rev, Py_ssize_t limit):
     """A marshalled RangeResponse over `key` alone (end None) or the user keys
     in [key, end) (end b"": no bound): `header` (a ResponseHeader body), the
@@ -495,9 +553,10 @@ def range_response(txn, index_db, key_db, bytes header, bytes key, end,
     s.found = NULL
     try:
         if end is None:
-            n = count = key_live(txn_of(txn), index_db.dbi, key_db.dbi, key, rev, &one)
+            n = count = key_live(txn_of(txn), index_db.dbi, key_db.dbi, history_db.dbi, key, rev,
+                                 &one)
         else:
-            scan(&s, txn, index_db, key_db, key, <bytes>end, rev, limit, True)
+            scan(&s, txn, index_db, key_db, history_db, key, <bytes>end, rev, limit, True)
             kvs, n, count = s.found, s.n_found, s.count
         more = limit > 0 and count > limit
         size = len_field_size(header_len) + varint_field_size(more) + varint_field_size(count)
@@ -749,16 +808,19 @@ cdef object latest_live(MDB_txn* txn, MDB_dbi key_dbi, const MDB_val* records):
     return PyBytes_FromStringAndSize(<const char*>kv.mv_data, kv.mv_size)
 
 
-cdef int add_record(MDB_txn* txn, MDB_dbi index_dbi, bytes key, cached, uint64_t main,
-                    uint64_t sub, bint tomb) except -1:
-    """One more record for `key`: appended to its cached entry, or (a long key,
-    `cached` None) written into its group."""
+cdef int add_record(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi hist_dbi, bytes key, cached,
+                    uint64_t main, uint64_t sub, bint tomb) except -1:
+    """One more record for `key`: appended to its cached entry (moving its older
+    records to a history chunk once it grows past HISTORY_SPLIT_AT), or (a long
+    key, `cached` None) written into its group."""
     cdef Py_ssize_t n
     cdef int rc
     if cached is not None:
         n = PyByteArray_GET_SIZE(cached)
         PyByteArray_Resize(cached, n + REC_SIZE)
         write_record(<uint8_t*>PyByteArray_AS_STRING(cached) + n, main, sub, tomb)
+        if n // REC_SIZE + 1 > HISTORY_SPLIT_AT:
+            split_entry(txn, hist_dbi, key, cached)
         return 0
     rc = append_record(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
                        PyBytes_GET_SIZE(key), main, sub, tomb)
@@ -767,8 +829,30 @@ cdef int add_record(MDB_txn* txn, MDB_dbi index_dbi, bytes key, cached, uint64_t
     return 0
 
 
-def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, uint64_t sub,
-                 bint ignore_value=False, bint ignore_lease=False):
+cdef int split_entry(MDB_txn* txn, MDB_dbi hist_dbi, bytes key, bytearray entry) except -1:
+    """Move all but the newest HISTORY_KEEP records of a short key's index
+    entry to a new history chunk, and mark the entry as having history."""
+    cdef uint8_t hkey[HISTORY_KEY_MAX]
+    cdef uint8_t* p = <uint8_t*>PyByteArray_AS_STRING(entry)
+    cdef Py_ssize_t moved = PyByteArray_GET_SIZE(entry) // REC_SIZE - HISTORY_KEEP
+    cdef MDB_val k, v
+    cdef int rc
+    p[16] &= ~FLAG_HISTORY  # a chunk's records carry no mark
+    k.mv_data = hkey
+    k.mv_size = write_history_key(hkey, <const uint8_t*>PyBytes_AS_STRING(key),
+                            PyBytes_GET_SIZE(key), rec_main(p))
+    v.mv_data = p
+    v.mv_size = moved * REC_SIZE
+    rc = mdb_put(txn, hist_dbi, &k, &v, 0)
+    if rc:
+        fail("mdb_put", rc)
+    del entry[:moved * REC_SIZE]
+    (<uint8_t*>PyByteArray_AS_STRING(entry))[16] |= FLAG_HISTORY
+    return 0
+
+
+def put_revision(txn, index_db, key_db, history_db, bytes key, value, lease, uint64_t main,
+                 uint64_t sub, bint ignore_value=False, bint ignore_lease=False):
     """Write revision (main, sub) of `key`: a new version (etcd's put).
 
     Returns (the new KeyValue, the previous one or None, the previous lease
@@ -791,11 +875,11 @@ def put_revision(txn, index_db, key_db, bytes key, value, lease, uint64_t main, 
         return None
     kv = encode_kv(key, create, main, version, value, lease)
     put_kv(c_txn, key_db.dbi, main, sub, False, kv)
-    add_record(c_txn, index_db.dbi, key, cached, main, sub, False)
+    add_record(c_txn, index_db.dbi, history_db.dbi, key, cached, main, sub, False)
     return kv, prev, old_lease
 
 
-def tombstone(txn, index_db, key_db, bytes key, uint64_t main, uint64_t sub):
+def tombstone(txn, index_db, key_db, history_db, bytes key, uint64_t main, uint64_t sub):
     """Write revision (main, sub) of a live `key` as its deletion; returns
     its last KeyValue (None, writing nothing, if it is not live)."""
     cdef MDB_txn* c_txn
@@ -806,5 +890,5 @@ def tombstone(txn, index_db, key_db, bytes key, uint64_t main, uint64_t sub):
         return None
     # etcd stores a tombstone as a KeyValue holding the key only.
     put_kv(c_txn, key_db.dbi, main, sub, True, encode_kv(key, 0, 0, 0, b"", 0))
-    add_record(c_txn, index_db.dbi, key, cached, main, sub, True)
+    add_record(c_txn, index_db.dbi, history_db.dbi, key, cached, main, sub, True)
     return prev

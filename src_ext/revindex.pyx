@@ -22,7 +22,10 @@ from revrecords cimport *
 
 __all__ = [
     "GROUP_KEY_LEN",
+    "HISTORY_MARK",
+    "KEPT_RECORDS",
     "RECORD_SIZE",
+    "SPLIT_RECORDS",
     "compact",
     "decode_group",
     "encode_group",
@@ -37,6 +40,11 @@ __all__ = [
 
 RECORD_SIZE = REC_SIZE
 GROUP_KEY_LEN = GROUP_KEY_BYTES
+# An index entry past SPLIT_RECORDS records keeps its newest KEPT_RECORDS and
+# moves the older ones to a history chunk; HISTORY_MARK flags its first record.
+HISTORY_MARK = FLAG_HISTORY
+SPLIT_RECORDS = HISTORY_SPLIT_AT
+KEPT_RECORDS = HISTORY_KEEP
 
 
 cdef inline tuple rec_tuple(const uint8_t* rec):

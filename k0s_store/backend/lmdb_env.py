@@ -5,6 +5,7 @@ k0s_store/mvcc/key_index.py, index.py, meta.py, lessor.py):
 
 - `key`        revision key (codec.rev_key) -> marshalled mvccpb.KeyValue
 - `index`      user key (or long-key group) -> the key's revision records
+- `index_history`  older records of a short key with many (index.py)
 - `meta`       current/compact revisions, cluster and member ids, alarms
 - `lease`      lease id -> granted TTL
 - `lease_keys` lease id + user key -> user key (keys attached to a lease)
@@ -43,6 +44,7 @@ class Databases(NamedTuple):
 
     key: lmdb._Database
     index: lmdb._Database
+    index_history: lmdb._Database
     meta: lmdb._Database
     lease: lmdb._Database
     lease_keys: lmdb._Database

@@ -35,9 +35,10 @@ def compact_step(w: WriteTxn, at_rev: int, start: bytes) -> bytes | None:
                 break
     for db_key, value in entries:
         if len(db_key) <= index.SHORT_KEY_MAX:
-            kept = _compact_records(w, value, at_rev)
-            if kept != value:
-                index.put(txn, dbs.index, db_key, kept)
+            records = index.full(txn, dbs, db_key, value)
+            kept = _compact_records(w, records, at_rev)
+            if kept != records:
+                index.put(txn, dbs, db_key, kept)
             continue
         group = [(k, _compact_records(w, r, at_rev)) for k, r in index.decode_group(value)]
         group = [(k, r) for k, r in group if r]

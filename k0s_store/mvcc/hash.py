@@ -17,7 +17,7 @@ def hash_by_rev(view: ReadView, rev: int) -> int:
     """The crc32c of the store at `rev` (already checked against compaction)."""
     txn, dbs = view.txn, view.dbs
     keep: set[tuple[int, int]] = set()
-    for _, records in index.scan(txn, dbs.index, b"\0", b""):
+    for _, records in index.scan(txn, dbs, b"\0", b""):
         keep |= key_index.keep(records, rev)
     lower = view.compact_rev + 1
     checksum = crc.crc32c(_BUCKET)

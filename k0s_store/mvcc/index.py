@@ -16,13 +16,32 @@ LMDB keys are at most 511 bytes but etcd keys may be as long as a request
 Order is preserved: a short key k sorts against a group with prefix P
 exactly as against each of the group's full keys (all longer than P and
 starting with it): k < P.. iff k <= P when len(k) <= len(P).
+
+A short key's entry stays short however often the key is written (every
+commit rewrites it whole): past SPLIT_RECORDS records, all but the newest
+KEPT_RECORDS move to a *history chunk* in the `index_history` DB and the
+entry's first record takes HISTORY_MARK (flag + 2):
+
+    chunk key = key length (2 bytes, big-endian) | key
+                | main revision of the chunk's first record (8 bytes, big-endian)
+    chunk     = records, oldest first, unmarked
+
+A key's chunks sort together, oldest first, before its entry's records. A
+read at the entry's revisions needs the entry alone; one at an older
+revision R takes the chunk with the largest first revision <= R. get, scan
+and put here deal in all of a key's records (compaction, hash, restore).
 """
 
 from collections.abc import Iterable, Iterator
 
+from k0s_store.backend import Databases
 from k0s_store.core import lmdb, lmdb_kv, revindex
 
 SHORT_KEY_MAX = 480
+RECORD_SIZE = revindex.RECORD_SIZE
+HISTORY_MARK = revindex.HISTORY_MARK
+SPLIT_RECORDS = revindex.SPLIT_RECORDS
+KEPT_RECORDS = revindex.KEPT_RECORDS
 GROUP_MARK = b"\x00"
 _GROUP_KEY_LEN = SHORT_KEY_MAX + 1
 assert revindex.GROUP_KEY_LEN == _GROUP_KEY_LEN
@@ -37,18 +56,38 @@ def db_key(key: bytes) -> bytes:
     return key if len(key) <= SHORT_KEY_MAX else key[:SHORT_KEY_MAX] + GROUP_MARK
 
 
-def get(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> bytes | None:
-    """The records of `key`, or None if it is not in the index."""
-    return lmdb_kv.index_records(txn, db, key)
+def get(txn: lmdb.Transaction, dbs: Databases, key: bytes) -> bytes | None:
+    """All the records of `key` (its history chunks' too), or None if it is not
+    in the index."""
+    return full(txn, dbs, key, lmdb_kv.index_records(txn, dbs.index, key))
 
 
-def put(txn: lmdb.Transaction, db: lmdb._Database, key: bytes, records: bytes) -> None:
-    """Set the records of `key`; empty records remove it from the index."""
+def full(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes | None) -> bytes | None:
+    """A short key's index entry `records` with the records of its history
+    chunks before them, if it has any (the entry's mark cleared)."""
+    if not records or not records[16] & HISTORY_MARK:
+        return records
+    chunks = [chunk for _, chunk in _chunks(txn, dbs.index_history, key)]
+    return b"".join(chunks) + _with_mark(records, False)
+
+
+def put(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> None:
+    """Set all the records of `key` (a long entry keeps its newest KEPT_RECORDS
+    and the rest goes to one history chunk); empty records remove it from the
+    index."""
+    db = dbs.index
     if len(key) <= SHORT_KEY_MAX:
-        if records:
-            txn.put(key, records, db=db)
-        else:
+        for chunk_key, _ in _chunks(txn, dbs.index_history, key):
+            txn.delete(chunk_key, db=dbs.index_history)
+        if not records:
             txn.delete(key, db=db)
+            return
+        if len(records) > SPLIT_RECORDS * RECORD_SIZE:
+            moved = len(records) - KEPT_RECORDS * RECORD_SIZE
+            first_main = revindex.unpack(records[:RECORD_SIZE])[0][0]
+            txn.put(lmdb_kv.history_key(key, first_main), records[:moved], db=dbs.index_history)
+            records = _with_mark(records[moved:], True)
+        txn.put(key, records, db=db)
         return
     group_key = db_key(key)
     value = txn.get(group_key, db=db)
@@ -62,6 +101,24 @@ def put(txn: lmdb.Transaction, db: lmdb._Database, key: bytes, records: bytes) -
         txn.delete(group_key, db=db)
 
 
+def _chunks(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> list[tuple[bytes, bytes]]:
+    """(DB key, records) of the history chunks of `key`, oldest first."""
+    prefix = lmdb_kv.history_key(key, 0)[:-8]
+    cursor = txn.cursor(db=db)
+    found = []
+    if cursor.set_range(prefix):
+        for chunk_key, chunk in cursor.iternext():
+            if len(chunk_key) != len(prefix) + 8 or not chunk_key.startswith(prefix):
+                break
+            found.append((chunk_key, chunk))
+    return found
+
+
+def _with_mark(records: bytes, marked: bool) -> bytes:
+    flag = records[16] | HISTORY_MARK if marked else records[16] & ~HISTORY_MARK
+    return records[:16] + bytes([flag]) + records[17:]
+
+
 def items_from(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> Iterable[tuple]:
     """The DB's (DB key, value) items in order, from the first that may hold `key`."""
     cursor = txn.cursor(db=db)
@@ -69,25 +126,25 @@ def items_from(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> Iterabl
 
 
 def scan(
-    txn: lmdb.Transaction, db: lmdb._Database, key: bytes, end: bytes | None
+    txn: lmdb.Transaction, dbs: Databases, key: bytes, end: bytes | None
 ) -> Iterator[tuple[bytes, bytes]]:
-    """(user key, records) for every indexed key in [key, end), in key order.
+    """(user key, all its records) for every indexed key in [key, end), in key order.
 
     end None means the single key `key`; b"" means every key >= key.
     """
     if end is None:
-        records = get(txn, db, key)
+        records = get(txn, dbs, key)
         if records is not None:
             yield key, records
         return
     if end and end <= key:
         return
-    for dbk, value in items_from(txn, db, key):
+    for dbk, value in items_from(txn, dbs.index, key):
         if len(dbk) != _GROUP_KEY_LEN:
             if end and dbk >= end:
                 return
             if dbk >= key:
-                yield dbk, value
+                yield dbk, full(txn, dbs, dbk, value)
             continue
         for full_key, records in decode_group(value):
             if end and full_key >= end:

@@ -4,7 +4,8 @@ A key's history is kept as one flat byte string of fixed-size records, in
 ascending revision order (the value of the `index` DB, see index.py):
 
     record = main (8 bytes, big-endian) | sub (8 bytes, big-endian) | flag (1 byte)
-    flag   = 0 for a put, 1 for a tombstone (a delete)
+    flag   = 0 for a put, 1 for a tombstone (a delete); + 2 on an index entry
+             whose older records are in history chunks (index.py)
 
 A tombstone ends a *generation*; the records after the last tombstone form
 the current generation (empty while the key is deleted). This is etcd's

@@ -101,7 +101,7 @@ class ReadView:
         `keys_only`), and how many there are."""
         txn, dbs = self.txn, self.dbs
         if end is None:
-            kv = lmdb_kv.get_live(txn, dbs.index, dbs.key, key, rev)
+            kv = lmdb_kv.get_live(txn, dbs.index, dbs.key, dbs.index_history, key, rev)
             if kv is None:
                 return [], 0
             if not fetch:
@@ -109,11 +109,14 @@ class ReadView:
             return [codec.kv_without_value(kv) if keys_only else kv], 1
         if end and end <= key:
             return [], 0
-        return lmdb_kv.range_live(txn, dbs.index, dbs.key, key, end, rev, limit, fetch, keys_only)
+        return lmdb_kv.range_live(
+            txn, dbs.index, dbs.key, dbs.index_history, key, end, rev, limit, fetch, keys_only
+        )
 
     def get(self, key: bytes) -> bytes | None:
         """The stored KeyValue of `key` now, or None."""
-        return lmdb_kv.get_live(self.txn, self.dbs.index, self.dbs.key, key, self.read_rev)
+        dbs = self.dbs
+        return lmdb_kv.get_live(self.txn, dbs.index, dbs.key, dbs.index_history, key, self.read_rev)
 
     def range(self, req: RangeRequest) -> RangeResult:
         """etcd's applyRange: limit, count, more, sort, filters, keys_only, count_only."""
@@ -170,6 +173,7 @@ class ReadView:
             self.txn,
             self.dbs.index,
             self.dbs.key,
+            self.dbs.index_history,
             header,
             req.key,
             end,

@@ -109,7 +109,17 @@ class WriteTxn(ReadView):
         txn, dbs = self.txn, self.dbs
         main, sub = self.rev + 1, len(self.changes)
         written = lmdb_kv.put_revision(
-            txn, dbs.index, dbs.key, key, value, lease, main, sub, ignore_value, ignore_lease
+            txn,
+            dbs.index,
+            dbs.key,
+            dbs.index_history,
+            key,
+            value,
+            lease,
+            main,
+            sub,
+            ignore_value,
+            ignore_lease,
         )
         if written is None:
             raise KeyNotFoundError()
@@ -128,7 +138,7 @@ class WriteTxn(ReadView):
         """Tombstone `key` if it is live; returns its last KeyValue (None: not live)."""
         txn, dbs = self.txn, self.dbs
         main, sub = self.rev + 1, len(self.changes)
-        prev = lmdb_kv.tombstone(txn, dbs.index, dbs.key, key, main, sub)
+        prev = lmdb_kv.tombstone(txn, dbs.index, dbs.key, dbs.index_history, key, main, sub)
         if prev is None:
             return None
         lease = codec.decode_kv(prev)[5]
@@ -143,7 +153,7 @@ class WriteTxn(ReadView):
         """Tombstone every live key in [key, end); returns their last KeyValues."""
         live = [
             k
-            for k, records in index.scan(self.txn, self.dbs.index, key, end)
+            for k, records in index.scan(self.txn, self.dbs, key, end)
             if not key_index.latest(records)[2]
         ]
         return [self.delete(k) for k in live]

@@ -26,8 +26,7 @@ from collections import deque
 from collections.abc import Callable
 
 from k0s_store.backend import Backend
-from k0s_store.core import codec, fanout
-from k0s_store.mvcc import index, key_index
+from k0s_store.core import codec, fanout, lmdb_kv
 from k0s_store.mvcc.types import (
     EVENT_DELETE,
     EVENT_PUT,
@@ -289,9 +288,6 @@ class WatchHub:
                 kv = codec.encode_kv(key, 0, main, 0, b"", 0)
             prev = None
             if watcher.prev_kv:
-                records = index.get(txn, dbs.index, key)
-                live = records and key_index.live_at(records, main - 1)
-                if live:
-                    prev = txn.get(codec.rev_key(*live), db=dbs.key)
+                prev = lmdb_kv.get_live(txn, dbs.index, dbs.key, dbs.index_history, key, main - 1)
             events.append(Event(kind, kv, prev))
         return events, target

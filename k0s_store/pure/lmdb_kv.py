@@ -5,6 +5,8 @@ Byte formats: k0s_store/mvcc/index.py (DB keys, long-key groups) and
 k0s_store/mvcc/key_index.py (records).
 """
 
+import struct
+
 from k0s_store.pure.codec import (
     decode_kv,
     encode_kv,
@@ -14,6 +16,10 @@ from k0s_store.pure.codec import (
 )
 from k0s_store.pure.revindex import (
     GROUP_KEY_LEN,
+    HISTORY_MARK,
+    KEPT_RECORDS,
+    RECORD_SIZE,
+    SPLIT_RECORDS,
     decode_group,
     encode_group,
     latest,
@@ -23,6 +29,7 @@ from k0s_store.pure.revindex import (
 
 __all__ = [
     "get_live",
+    "history_key",
     "index_records",
     "put_revision",
     "range_live",
@@ -31,6 +38,7 @@ __all__ = [
 ]
 
 _SHORT_KEY_MAX = GROUP_KEY_LEN - 1
+_MAIN = struct.Struct(">Q")
 
 
 def _db_key(key: bytes) -> bytes:
@@ -50,10 +58,36 @@ def index_records(txn, index_db, key: bytes) -> bytes | None:
     return None
 
 
-def get_live(txn, index_db, key_db, key: bytes, rev: int) -> bytes | None:
+def history_key(key: bytes, main: int) -> bytes:
+    """The history DB key of `key`'s chunk whose first record is at `main`."""
+    return len(key).to_bytes(2, "big") + key + _MAIN.pack(main)
+
+
+def _live_rev_key(txn, history_db, key: bytes, records: bytes, rev: int) -> bytes | None:
+    """The rev key of `key`'s record live at `rev`, from its index entry or,
+    when older, its history chunks (the one with the largest first revision
+    <= rev holds it)."""
+    found = live_rev_key(records, rev)
+    if found or not records or not records[16] & HISTORY_MARK or _first_main(records) <= rev:
+        return found
+    cursor = txn.cursor(db=history_db)
+    target = history_key(key, rev + 1)
+    if not (cursor.prev() if cursor.set_range(target) else cursor.last()):
+        return None
+    chunk_key, chunk = cursor.item()
+    if len(chunk_key) != len(target) or chunk_key[:-8] != target[:-8]:
+        return None
+    return live_rev_key(chunk, rev)
+
+
+def _first_main(records: bytes) -> int:
+    return _MAIN.unpack_from(records)[0]
+
+
+def get_live(txn, index_db, key_db, history_db, key: bytes, rev: int) -> bytes | None:
     """The stored KeyValue of `key` live at `rev`, or None."""
     records = index_records(txn, index_db, key)
-    rev_key = records and live_rev_key(records, rev)
+    rev_key = records and _live_rev_key(txn, history_db, key, records, rev)
     return txn.get(rev_key, db=key_db) if rev_key else None
 
 
@@ -61,6 +95,7 @@ def range_live(
     txn,
     index_db,
     key_db,
+    history_db,
     key: bytes,
     end: bytes,
     rev: int,
@@ -84,7 +119,7 @@ def range_live(
                 return found, count
             if user_key < key:
                 continue
-            rev_key = live_rev_key(records, rev)
+            rev_key = _live_rev_key(txn, history_db, user_key, records, rev)
             if rev_key is None:
                 continue
             count += 1
@@ -98,6 +133,7 @@ def range_response(
     txn,
     index_db,
     key_db,
+    history_db,
     header: bytes,
     key: bytes,
     end: bytes | None,
@@ -109,17 +145,29 @@ def range_response(
     stored KeyValues of the first `limit` keys live at `rev` (0: all), `more`
     when more are live, and their `count`."""
     if end is None:
-        kv = get_live(txn, index_db, key_db, key, rev)
+        kv = get_live(txn, index_db, key_db, history_db, key, rev)
         kvs, count = ([], 0) if kv is None else ([kv], 1)
     else:
-        kvs, count = range_live(txn, index_db, key_db, key, end, rev, limit, True)
+        kvs, count = range_live(txn, index_db, key_db, history_db, key, end, rev, limit, True)
     return encode_range_response(header, kvs, 0 < limit < count, count)
 
 
-def _append_record(txn, index_db, key: bytes, new_record: bytes) -> None:
-    """Add one record to the key's index entry (creating it)."""
+def _append_record(txn, index_db, history_db, key: bytes, new_record: bytes) -> None:
+    """Add one record to the key's index entry (creating it); past SPLIT_RECORDS,
+    all but the newest KEPT_RECORDS go to a new history chunk and the entry is
+    marked."""
     if len(key) <= _SHORT_KEY_MAX:
-        txn.put(key, (txn.get(key, db=index_db) or b"") + new_record, db=index_db)
+        records = (txn.get(key, db=index_db) or b"") + new_record
+        if len(records) > SPLIT_RECORDS * RECORD_SIZE:
+            moved = len(records) - KEPT_RECORDS * RECORD_SIZE
+            chunk = records[:16] + bytes([records[16] & ~HISTORY_MARK]) + records[17:moved]
+            txn.put(history_key(key, _first_main(chunk)), chunk, db=history_db)
+            records = (
+                records[moved : moved + 16]
+                + bytes([records[moved + 16] | HISTORY_MARK])
+                + (records[moved + 17 :])
+            )
+        txn.put(key, records, db=index_db)
         return
     group_key = _db_key(key)
     value = txn.get(group_key, db=index_db)
@@ -146,6 +194,7 @@ def put_revision(
     txn,
     index_db,
     key_db,
+    history_db,
     key: bytes,
     value: bytes,
     lease: int,
@@ -174,11 +223,11 @@ def put_revision(
     kv = encode_kv(key, create, main, version, value, lease)
     # Appended: revisions only grow (an out-of-order key is refused, as by LMDB).
     txn.put(rev_key(main, sub), kv, db=key_db, append=True)
-    _append_record(txn, index_db, key, record(main, sub))
+    _append_record(txn, index_db, history_db, key, record(main, sub))
     return kv, prev, old_lease
 
 
-def tombstone(txn, index_db, key_db, key: bytes, main: int, sub: int) -> bytes | None:
+def tombstone(txn, index_db, key_db, history_db, key: bytes, main: int, sub: int) -> bytes | None:
     """Write revision (main, sub) of a live `key` as its deletion; returns
     its last KeyValue (None, writing nothing, if it is not live)."""
     prev = _latest_live(txn, index_db, key_db, key)
@@ -186,5 +235,5 @@ def tombstone(txn, index_db, key_db, key: bytes, main: int, sub: int) -> bytes |
         return None
     # etcd stores a tombstone as a KeyValue holding the key only.
     txn.put(rev_key(main, sub, True), encode_kv(key, 0, 0, 0, b"", 0), db=key_db, append=True)
-    _append_record(txn, index_db, key, record(main, sub, True))
+    _append_record(txn, index_db, history_db, key, record(main, sub, True))
     return prev

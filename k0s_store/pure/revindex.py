@@ -4,7 +4,8 @@ Byte formats (documented with examples in k0s_store/mvcc/key_index.py and
 k0s_store/mvcc/index.py):
 
     record = main (8 bytes, big-endian) | sub (8 bytes, big-endian) | flag (1 byte)
-    flag   = 0 for a put, 1 for a tombstone
+    flag   = 0 for a put, 1 for a tombstone; + 2 (HISTORY_MARK) on an index
+             entry's first record when older records are in history chunks
     group entry = key length (4 bytes, big-endian) | key
                   | records length (4 bytes, big-endian) | records
 
@@ -16,7 +17,10 @@ import struct
 
 __all__ = [
     "GROUP_KEY_LEN",
+    "HISTORY_MARK",
+    "KEPT_RECORDS",
     "RECORD_SIZE",
+    "SPLIT_RECORDS",
     "compact",
     "decode_group",
     "encode_group",
@@ -32,6 +36,11 @@ __all__ = [
 _RECORD = struct.Struct(">QQB")
 RECORD_SIZE = _RECORD.size  # 17
 _TOMBSTONE = 1
+HISTORY_MARK = 2
+# An index entry past SPLIT_RECORDS records keeps its newest KEPT_RECORDS and
+# moves the older ones to a history chunk (k0s_store/mvcc/key_index.py).
+SPLIT_RECORDS = 1024
+KEPT_RECORDS = 256
 # A long-key group's DB key: 480 bytes of key prefix + a 0 byte (see index.py).
 GROUP_KEY_LEN = 481
 _LEN = struct.Struct(">I")
@@ -47,7 +56,7 @@ def record(main: int, sub: int, tombstone: bool = False) -> bytes:
 
 def unpack(records: bytes) -> list[Revision]:
     """All records, oldest first."""
-    return [(m, s, f == _TOMBSTONE) for m, s, f in _RECORD.iter_unpack(records)]
+    return [(m, s, bool(f & _TOMBSTONE)) for m, s, f in _RECORD.iter_unpack(records)]
 
 
 def pack(revisions: list[Revision]) -> bytes:
@@ -58,7 +67,7 @@ def pack(revisions: list[Revision]) -> bytes:
 def latest(records: bytes) -> Revision:
     """The newest record."""
     main, sub, flag = _RECORD.unpack_from(records, len(records) - RECORD_SIZE)
-    return main, sub, flag == _TOMBSTONE
+    return main, sub, bool(flag & _TOMBSTONE)
 
 
 def live_at(records: bytes, rev: int) -> tuple[int, int] | None:
@@ -67,7 +76,7 @@ def live_at(records: bytes, rev: int) -> tuple[int, int] | None:
     while pos >= 0:
         main, sub, flag = _RECORD.unpack_from(records, pos)
         if main <= rev:
-            return None if flag == _TOMBSTONE else (main, sub)
+            return None if flag & _TOMBSTONE else (main, sub)
         pos -= RECORD_SIZE
     return None
 

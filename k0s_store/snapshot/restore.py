@@ -150,10 +150,10 @@ class _Importer:
                 self._scheduled = main
 
     def _flush_index(self) -> None:
-        txn, db = self._txn, self._dbs.index
+        txn, dbs = self._txn, self._dbs
         for user_key in sorted(self._records):
-            old = index.get(txn, db, user_key) or b""
-            index.put(txn, db, user_key, old + bytes(self._records[user_key]))
+            old = index.get(txn, dbs, user_key) or b""
+            index.put(txn, dbs, user_key, old + bytes(self._records[user_key]))
         self._records.clear()
 
     def _commit(self) -> None:
@@ -185,7 +185,7 @@ class _Importer:
         txn, dbs = self._txn, self._dbs
         if not self._leases:
             return
-        for user_key, records in index.scan(txn, dbs.index, b"\0", b""):
+        for user_key, records in index.scan(txn, dbs, b"\0", b""):
             main, sub, tombstone = key_index.latest(records)
             if tombstone:
                 continue

@@ -8,6 +8,7 @@ import threading
 
 from conftest import kv
 
+from k0s_store.core import revindex
 from k0s_store.mvcc.types import (
     CMP_VERSION,
     EQUAL,
@@ -101,3 +102,48 @@ def test_a_hot_key_compacted_then_written_again(store):
     assert _value_at(store, b"hot", 51) == b"v49"
     _answers(store, writes[:10])
     assert kv(store.range(RangeRequest(b"hot")).result.kvs[0])[3:5] == (60, b"v9")
+
+
+def test_a_long_history_moves_to_chunks_and_reads_as_before(open_store):
+    """Past SPLIT_RECORDS revisions the key's older records go to history chunks
+    (k0s_store/mvcc/index.py): every old revision still reads back, a deletion
+    and re-creation among them included, through compaction and a reopen."""
+    store = open_store()
+    total = 2 * revindex.SPLIT_RECORDS + 300
+    for i in range(total):
+        if i == 500:
+            store.delete_range(DeleteRangeRequest(b"hot"))
+        else:
+            store.put(PutRequest(b"hot", b"v%d" % i))
+    store.put(PutRequest(b"other", b"x"))
+    # revision r holds write r - 2: a put of v(r - 2), or at 502 the deletion
+    expected = {rev: None if rev == 502 else b"v%d" % (rev - 2) for rev in range(2, total + 2)}
+    with store._backend.read() as txn:  # the entry stays short; chunks hold the rest
+        entry = txn.get(b"hot", db=store._backend.dbs.index)
+        chunks = list(txn.cursor(db=store._backend.dbs.index_history))
+    assert len(entry) <= revindex.SPLIT_RECORDS * revindex.RECORD_SIZE
+    assert entry[16] & revindex.HISTORY_MARK and len(chunks) >= 2
+
+    def check(s, first: int) -> None:
+        """Reads at every revision from `first` (the compacted ones refused)."""
+        for rev in [*range(first, total + 2, 37), 501, 502, 503, total + 1]:
+            if rev >= first:
+                assert _value_at(s, b"hot", rev) == expected[rev], rev
+        if first <= 502:
+            listed = s.range(RangeRequest(b"a", b"z", revision=1000)).result
+            assert [kv(k)[0] for k in listed.kvs] == [b"hot"]
+            assert s.range(RangeRequest(b"hot", revision=502, count_only=True)).result.count == 0
+
+    check(store, 2)
+    hash_before = store.hash_kv(0)
+    store.close()
+    store = open_store()
+    check(store, 2)
+    assert store.hash_kv(0) == hash_before
+    store.compact(1500, physical=True)
+    check(store, 1500)
+    revisions = [kv(k)[2] for k in store.range(RangeRequest(b"hot", revision=1500)).result.kvs]
+    assert revisions == [1500]
+    store.put(PutRequest(b"hot", b"after"))
+    assert kv(store.range(RangeRequest(b"hot")).result.kvs[0])[4] == b"after"
+    check(store, 1500)
