@@ -283,6 +283,11 @@ class WatchStream:
             filters=frozenset(creq.filters),
             sink=sink,
         )
+        if self._all_progress is not None:
+            # A stream-wide progress request is pending: its answer promises
+            # every watcher's events up to its revision, this one's too.
+            self._all_progress[watch_id] = None
+            w.watcher.request_progress()
         return [created]
 
     def _allocate_id(self, key: bytes, range_end: bytes, wanted: int) -> tuple[int, str]:

@@ -203,6 +203,24 @@ def test_request_progress_waits_for_every_watcher_and_follows_their_events(clien
     assert (a.progress_requests, b.progress_requests) == (1, 2)
 
 
+def test_a_watcher_created_while_progress_is_pending_is_waited_for(client, store):
+    client.create(key=b"a")
+    client.recv()
+    store.synced = False
+    client.send(progress_request=rpc_pb2.WatchProgressRequest())
+    client.create(key=b"b", start_revision=5)  # catching up from 5
+    assert client.recv().created
+    a, b = store.watchers
+    assert (a.progress_requests, b.progress_requests) == (1, 1)
+    a.sink(Batch([], 11))
+    client.assert_silent()  # b has not sent its events up to 11
+    store.synced = True
+    b.sink(Batch([put_event(b"b", 9)], 9))
+    assert client.recv().events[0].kv.key == b"b"
+    progress = client.recv()
+    assert (progress.watch_id, progress.header.revision, len(progress.events)) == (-1, 10, 0)
+
+
 def test_periodic_progress_only_for_quiet_progress_notify_watchers(store):
     client = Client(store, progress_notify_interval=0.1)
     try:
