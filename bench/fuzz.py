@@ -167,8 +167,10 @@ class RequestFuzzer:
         revision = self.store.revision
         assert revision >= self.last_revision, (revision, self.last_revision)
         self.last_revision = revision
-        first = self.store.hash_kv(revision)
-        assert self.store.hash_kv(revision) == first
+        # (hash, compact revision): the header revision may move, the lease
+        # checker's revocations commit in the background
+        first = self.store.hash_kv(revision)[:2]
+        assert self.store.hash_kv(revision)[:2] == first
         every = self.store.range(RangeRequest(b"\0", b"\0"))
         for stored in every.result.kvs:
             codec.decode_kv(stored)

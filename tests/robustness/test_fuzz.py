@@ -20,7 +20,8 @@ def _fuzz(tmp_path: Path, target: str, seconds: int, *args: str) -> int:
     result = subprocess.run(
         argv, cwd=tmp_path, capture_output=True, text=True, timeout=seconds + 60
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # atheris prints an uncaught exception's traceback on stdout, libFuzzer's report on stderr
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     done = _DONE.search(result.stderr)
     assert done, result.stderr[-2000:]
     print(f"\n{target}: {done.group(1)} inputs in {seconds}s")
