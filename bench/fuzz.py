@@ -167,13 +167,15 @@ class RequestFuzzer:
         revision = self.store.revision
         assert revision >= self.last_revision, (revision, self.last_revision)
         self.last_revision = revision
-        # (hash, compact revision): the header revision may move, the lease
-        # checker's revocations commit in the background
-        first = self.store.hash_kv(revision)[:2]
-        assert self.store.hash_kv(revision)[:2] == first
         every = self.store.range(RangeRequest(b"\0", b"\0"))
         for stored in every.result.kvs:
             codec.decode_kv(stored)
+        if revision <= self.store.compact_revision:
+            return  # compacted at the head: HashKV there is ErrCompacted, as in etcd
+        # (hash, compact revision): the header revision moves when the lease
+        # checker revokes a lease with keys between the two calls
+        first = self.store.hash_kv(revision)[:2]
+        assert self.store.hash_kv(revision)[:2] == first
         with open(self.data_dir / "checkpoints", "a") as out:
             out.write(f"{revision} {first[0]}\n")
 

@@ -137,4 +137,5 @@ def test_hash_kv_matches(pair):
         pair.same("Maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=revision))
     pair.kv("Compact", revision=5)
     pair.same("Maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=0))
-    pair.same("Maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=4))
+    for revision in (4, 5, 6):  # below, at and above the compact revision
+        pair.same("Maintenance", "HashKV", rpc_pb2.HashKVRequest(revision=revision))
