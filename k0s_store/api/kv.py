@@ -14,6 +14,9 @@ commit is durable (a transport that can send from any thread answers a
 whole batch without waking a thread per request).
 """
 
+# Hints stay unevaluated: closures made per request would build them every call.
+from __future__ import annotations
+
 from collections.abc import Callable
 
 from k0s_store import errors

@@ -13,6 +13,9 @@ before opening its LMDB snapshot (so the snapshot holds that revision) and
 its snapshot).
 """
 
+# Hints stay unevaluated: closures made per request would build them every call.
+from __future__ import annotations
+
 import contextlib
 import os
 import threading

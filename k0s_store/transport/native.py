@@ -28,6 +28,9 @@ Plain HTTP requests on a client URL (HTTP/1, or an HTTP/2 GET that is not
 gRPC), as etcd serves /health and /metrics there, go to the `http` handler.
 """
 
+# Hints stay unevaluated: closures made per request would build them every call.
+from __future__ import annotations
+
 import contextlib
 import heapq
 import logging
@@ -119,7 +122,7 @@ class _Flow:
         self.drained = threading.Event()
         self.gone = False  # the call went away (or the server stopped) while we waited
 
-    def sent(self, dispatcher: "_Dispatcher", key, size: int) -> bool:
+    def sent(self, dispatcher: _Dispatcher, key, size: int) -> bool:
         """Count `size` bytes handed to the loop, waiting for them to drain past the
         high-water mark; False once the call is gone: send nothing more."""
         self.queued += size
@@ -238,7 +241,7 @@ class _Dispatcher:
 
     def __init__(
         self,
-        core: "h2server.NativeServer",
+        core: h2server.NativeServer,
         methods: list[Method],
         rpc_stats: RpcStats,
         http: HttpHandle | None,
