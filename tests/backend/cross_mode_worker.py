@@ -34,6 +34,10 @@ from k0s_store.mvcc.types import (
 )
 
 OPS_PER_ROUND = 60
+# Puts of one key at the end of every round: past 1,024 records its index
+# entry keeps the newest and moves the older to history chunks.
+HOT_KEY = b"/hot"
+HOT_PUTS = 1100
 LONG_PREFIX = b"/long/" + b"p" * 500  # keys past LMDB's limit share one index group
 
 
@@ -110,18 +114,34 @@ def apply_round(store: Store, seed: int, round_: int) -> None:
             pass  # refused identically in both modes: the state says so
     if round_ % 2:
         store.lease_revoke(lease - 1)  # the previous round's lease, with its keys
+    for i in range(HOT_PUTS):
+        store.put(PutRequest(HOT_KEY, b"%d/%d" % (round_, i)))
 
 
 def state(store: Store) -> dict:
-    """Everything observable: revisions, every live key-value at every
-    revision since the compaction, HashKV at several revisions."""
+    """Everything observable: revisions, the live key-values at every 7th
+    revision since the compaction and the last 100, the hot key at every
+    one, HashKV at several revisions, and how many history chunks there are."""
     rev, compact = store.revision, store.compact_revision
-    history = {}
+    history, hot = {}, {}
     for at in range(compact + 1 if compact else 1, rev + 1):
-        result = store.range(RangeRequest(b"\0", b"\0", revision=at)).result
-        history[at] = [list(_jsonable(codec.decode_kv(kv))) for kv in result.kvs]
+        if at % 7 == 0 or at > rev - 100:
+            result = store.range(RangeRequest(b"\0", b"\0", revision=at)).result
+            history[at] = [list(_jsonable(codec.decode_kv(kv))) for kv in result.kvs]
+        result = store.range(RangeRequest(HOT_KEY, revision=at)).result
+        hot[at] = [list(_jsonable(codec.decode_kv(kv))) for kv in result.kvs]
     hashes = {at: store.hash_kv(at)[0] for at in sorted({rev, (rev + compact) // 2 or rev})}
-    return {"revision": rev, "compact": compact, "history": history, "hashes": hashes}
+    backend = store._backend
+    with backend.read() as txn:
+        chunks = txn.stat(backend.dbs.index_history)["entries"]
+    return {
+        "revision": rev,
+        "compact": compact,
+        "history": history,
+        "hot": hot,
+        "hashes": hashes,
+        "chunks": chunks,
+    }
 
 
 def _jsonable(fields):

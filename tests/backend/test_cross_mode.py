@@ -3,7 +3,8 @@ binding) and the pure twin (py-lmdb), in separate processes, over a seeded
 random workload: each process must find exactly the state the other left
 (every key-value at every revision, the revisions, HashKV), and the
 alternating history must end where a single-mode run of the same workload
-ends."""
+ends. A hot key written past 1,024 revisions a round puts history chunks
+(index_history) through both modes' reads, writes and compactions."""
 
 import json
 import os
@@ -47,6 +48,7 @@ def test_one_data_dir_alternately_compiled_and_pure(tmp_path, seed):
         left = result["after"]
     assert left["revision"] > ROUNDS * 20 and left["compact"] > 0
     assert sum(len(kvs) for kvs in left["history"].values()) > 100
+    assert left["chunks"] > 0  # the hot key's older records were read from chunks too
 
     single = _run(tmp_path / "single", seed, 0, ROUNDS - 1, pure=False)
     assert single["after"] == left
