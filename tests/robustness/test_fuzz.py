@@ -36,7 +36,10 @@ def test_fuzz_request_path_leaves_a_consistent_store(tmp_path):
     data_dir = tmp_path / "store"
     data_dir.mkdir()
     assert _fuzz(tmp_path, "requests", 3, f"--data-dir={data_dir}") > 500
-    revision, digest = (int(x) for x in (data_dir / "checkpoints").read_text().split()[-2:])
+    # (none when every check found the head compacted, where HashKV is refused)
+    checkpoints = data_dir / "checkpoints"
+    text = checkpoints.read_text() if checkpoints.exists() else ""
+    revision, digest = (int(x) for x in (text.split() or ["0", "0"])[-2:])
     store = Store(data_dir, fsync=False)  # reopened: it must open and agree
     try:
         assert store.revision >= revision
