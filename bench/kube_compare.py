@@ -14,11 +14,17 @@ moves less than the datastore's CPU does; and kube-apiserver 1.34 serves a
 LIST from its watch cache once the datastore has told it the current
 revision, so the LIST phase weighs the datastore little.
 
+With `--repeat N` the pair runs N times, etcd and ours in alternating order
+(a shared machine moves one run's ratio by a fifth): each figure is the median
+of N, each ratio the median of the N paired ratios, with their spread.
+
 Usage: .venv/bin/python bench/kube_compare.py [--objects 2000] [--clients 4] [--lists 10]
+       [--repeat 1]
 """
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,24 +144,35 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--lists", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     if not os.access(KUBE_APISERVER, os.X_OK):
         sys.exit(f"kube-apiserver not found at {KUBE_APISERVER} (set K0S_KUBE_APISERVER)")
+    runs = []  # one {storage: {phase: (rate, cpu)}} per pair
     with tempfile.TemporaryDirectory(prefix="kube-compare-") as tmp:
-        results = {}
-        for storage in ("etcd", "k0s-store"):
-            workdir = Path(tmp) / storage
-            workdir.mkdir()
-            results[storage] = run_storage(storage, workdir, args)
-    print(f"kube-apiserver, {args.objects} configmaps, {args.clients} client threads; "
-          "objects/s and datastore CPU µs per object")  # fmt: skip
-    header = ("phase", "etcd obj/s", "ours obj/s", "ratio", "etcd cpu us", "ours cpu us", "ratio")
-    print("{:<9}{:>12}{:>12}{:>8}{:>13}{:>13}{:>8}".format(*header))
+        for n in range(args.repeat):
+            order = ("etcd", "k0s-store") if n % 2 == 0 else ("k0s-store", "etcd")
+            results = {}
+            for storage in order:
+                workdir = Path(tmp) / f"{storage}-{n}"
+                workdir.mkdir()
+                results[storage] = run_storage(storage, workdir, args)
+            runs.append(results)
+    print(f"kube-apiserver, {args.objects} configmaps, {args.clients} client threads, "
+          f"{args.repeat} paired run(s); objects/s and datastore CPU µs per object")  # fmt: skip
+    header = ("phase", "etcd obj/s", "ours obj/s", "ratio", "spread", "etcd cpu us",
+              "ours cpu us", "ratio")  # fmt: skip
+    print("{:<9}{:>12}{:>12}{:>8}{:>11}{:>13}{:>13}{:>8}".format(*header))
     for phase in PHASES:
-        (etcd_rate, etcd_cpu), (ours_rate, ours_cpu) = (results["etcd"][phase],
-                                                        results["k0s-store"][phase])  # fmt: skip
-        print(f"{phase:<9}{etcd_rate:>12.0f}{ours_rate:>12.0f}{ours_rate / etcd_rate:>8.2f}"
-              f"{etcd_cpu:>13.0f}{ours_cpu:>13.0f}{ours_cpu / etcd_cpu:>8.2f}")  # fmt: skip
+        etcd = [run["etcd"][phase] for run in runs]
+        ours = [run["k0s-store"][phase] for run in runs]
+        rates = [o[0] / e[0] for e, o in zip(etcd, ours, strict=True)]
+        cpus = [o[1] / e[1] if e[1] else float("nan") for e, o in zip(etcd, ours, strict=True)]
+        med = statistics.median
+        print(f"{phase:<9}{med(e[0] for e in etcd):>12.0f}{med(o[0] for o in ours):>12.0f}"
+              f"{med(rates):>8.2f}{f'{min(rates):.2f}-{max(rates):.2f}':>11}"
+              f"{med(e[1] for e in etcd):>13.0f}{med(o[1] for o in ours):>13.0f}"
+              f"{med(cpus):>8.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
