@@ -5,7 +5,8 @@ Byte formats (documented with examples in k0s_store/mvcc/key_index.py and
 k0s_store/mvcc/index.py):
 
     record = main (8 bytes, big-endian) | sub (8 bytes, big-endian) | flag (1 byte)
-    flag   = 0 for a put, 1 for a tombstone
+    flag   = 0 for a put, 1 for a tombstone; + 2 (HISTORY_MARK) on an index
+             entry's first record when older records are in history chunks
     group entry = key length (4 bytes, big-endian) | key
                   | records length (4 bytes, big-endian) | records
 
@@ -35,6 +36,7 @@ __all__ = [
     "live_rev_key",
     "pack",
     "record",
+    "split_history",
     "unpack",
 ]
 
@@ -155,6 +157,21 @@ cdef Compaction do_compact(const uint8_t* p, Py_ssize_t n, uint64_t at_rev) noex
     while c.index >= 0 and rec_main(p + (start + c.index) * REC_SIZE) > at_rev:
         c.index -= 1
     return c
+
+
+def split_history(bytes records):
+    """A short key's records (oldest first) past SPLIT_RECORDS as (history
+    chunk, index entry): the entry keeps the newest KEPT_RECORDS, its first
+    record marked, the chunk's first unmarked; None when they fit one entry."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(records)
+    if n <= HISTORY_SPLIT_AT * REC_SIZE:
+        return None
+    cdef Py_ssize_t moved = n - HISTORY_KEEP * REC_SIZE
+    chunk = bytearray(records[:moved])
+    entry = bytearray(records[moved:])
+    chunk[16] &= ~FLAG_HISTORY
+    entry[16] |= FLAG_HISTORY
+    return bytes(chunk), bytes(entry)
 
 
 def compact(records, uint64_t at_rev) -> tuple:

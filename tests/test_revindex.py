@@ -82,6 +82,27 @@ def test_twins_agree_on_random_histories():
             assert native.keep(records, rev) == pure_revindex.keep(records, rev)
 
 
+def test_split_history(revindex):
+    """Past SPLIT_RECORDS the entry keeps the newest KEPT_RECORDS, its first
+    record marked; the chunk holds the rest, its first unmarked; twins agree."""
+    size, mark = revindex.RECORD_SIZE, revindex.HISTORY_MARK
+    rng = random.Random(3)
+    for n in (1, revindex.SPLIT_RECORDS, revindex.SPLIT_RECORDS + 1, 3000):
+        revisions = [(i + 1, rng.randrange(3), rng.random() < 0.2) for i in range(n)]
+        records = bytearray(revindex.pack(revisions))
+        records[16] |= mark  # an entry that was split before
+        split = revindex.split_history(bytes(records))
+        assert split == pure_revindex.split_history(bytes(records))
+        if n <= revindex.SPLIT_RECORDS:
+            assert split is None
+            continue
+        chunk, entry = split
+        assert len(entry) == revindex.KEPT_RECORDS * size
+        assert entry[16] & mark and not chunk[16] & mark
+        unmarked = entry[:16] + bytes([entry[16] & ~mark]) + entry[17:]
+        assert revindex.unpack(chunk + unmarked) == revisions
+
+
 def test_malformed_records_are_rejected():
     with pytest.raises(ValueError):
         compiled().live_at(b"\0" * 16, 1)

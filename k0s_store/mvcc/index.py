@@ -18,8 +18,8 @@ exactly as against each of the group's full keys (all longer than P and
 starting with it): k < P.. iff k <= P when len(k) <= len(P).
 
 A short key's entry stays short however often the key is written (every
-commit rewrites it whole): past SPLIT_RECORDS records, all but the newest
-KEPT_RECORDS move to a *history chunk* in the `index_history` DB and the
+commit rewrites it whole): past revindex.SPLIT_RECORDS records, all but the
+newest KEPT_RECORDS move to a *history chunk* in the `index_history` DB and the
 entry's first record takes HISTORY_MARK (flag + 2):
 
     chunk key = key length (2 bytes, big-endian) | key
@@ -40,8 +40,6 @@ from k0s_store.core import lmdb, lmdb_kv, revindex
 SHORT_KEY_MAX = 480
 RECORD_SIZE = revindex.RECORD_SIZE
 HISTORY_MARK = revindex.HISTORY_MARK
-SPLIT_RECORDS = revindex.SPLIT_RECORDS
-KEPT_RECORDS = revindex.KEPT_RECORDS
 GROUP_MARK = b"\x00"
 _GROUP_KEY_LEN = SHORT_KEY_MAX + 1
 assert revindex.GROUP_KEY_LEN == _GROUP_KEY_LEN
@@ -68,13 +66,14 @@ def full(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes | Non
     if not records or not records[16] & HISTORY_MARK:
         return records
     chunks = [chunk for _, chunk in _chunks(txn, dbs.index_history, key)]
-    return b"".join(chunks) + _with_mark(records, False)
+    first = bytes([records[16] & ~HISTORY_MARK])
+    return b"".join(chunks) + records[:16] + first + records[17:]
 
 
 def put(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> None:
-    """Set all the records of `key` (a long entry keeps its newest KEPT_RECORDS
-    and the rest goes to one history chunk); empty records remove it from the
-    index."""
+    """Set all the records of `key` (a short key's past SPLIT_RECORDS go partly
+    to one history chunk, `revindex.split_history`); empty records remove it
+    from the index."""
     db = dbs.index
     if len(key) <= SHORT_KEY_MAX:
         for chunk_key, _ in _chunks(txn, dbs.index_history, key):
@@ -82,11 +81,11 @@ def put(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> No
         if not records:
             txn.delete(key, db=db)
             return
-        if len(records) > SPLIT_RECORDS * RECORD_SIZE:
-            moved = len(records) - KEPT_RECORDS * RECORD_SIZE
-            first_main = revindex.unpack(records[:RECORD_SIZE])[0][0]
-            txn.put(lmdb_kv.history_key(key, first_main), records[:moved], db=dbs.index_history)
-            records = _with_mark(records[moved:], True)
+        split = revindex.split_history(records)
+        if split is not None:
+            chunk, records = split
+            first_main = revindex.unpack(chunk[:RECORD_SIZE])[0][0]
+            txn.put(lmdb_kv.history_key(key, first_main), chunk, db=dbs.index_history)
         txn.put(key, records, db=db)
         return
     group_key = db_key(key)
@@ -112,11 +111,6 @@ def _chunks(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> list[tuple
                 break
             found.append((chunk_key, chunk))
     return found
-
-
-def _with_mark(records: bytes, marked: bool) -> bytes:
-    flag = records[16] | HISTORY_MARK if marked else records[16] & ~HISTORY_MARK
-    return records[:16] + bytes([flag]) + records[17:]
 
 
 def items_from(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> Iterable[tuple]:

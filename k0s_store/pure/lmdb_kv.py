@@ -17,14 +17,12 @@ from k0s_store.pure.codec import (
 from k0s_store.pure.revindex import (
     GROUP_KEY_LEN,
     HISTORY_MARK,
-    KEPT_RECORDS,
-    RECORD_SIZE,
-    SPLIT_RECORDS,
     decode_group,
     encode_group,
     latest,
     live_rev_key,
     record,
+    split_history,
 )
 
 __all__ = [
@@ -158,15 +156,10 @@ def _append_record(txn, index_db, history_db, key: bytes, new_record: bytes) -> 
     marked."""
     if len(key) <= _SHORT_KEY_MAX:
         records = (txn.get(key, db=index_db) or b"") + new_record
-        if len(records) > SPLIT_RECORDS * RECORD_SIZE:
-            moved = len(records) - KEPT_RECORDS * RECORD_SIZE
-            chunk = records[:16] + bytes([records[16] & ~HISTORY_MARK]) + records[17:moved]
+        split = split_history(records)
+        if split is not None:
+            chunk, records = split
             txn.put(history_key(key, _first_main(chunk)), chunk, db=history_db)
-            records = (
-                records[moved : moved + 16]
-                + bytes([records[moved + 16] | HISTORY_MARK])
-                + (records[moved + 17 :])
-            )
         txn.put(key, records, db=index_db)
         return
     group_key = _db_key(key)

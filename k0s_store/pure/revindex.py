@@ -30,6 +30,7 @@ __all__ = [
     "live_rev_key",
     "pack",
     "record",
+    "split_history",
     "unpack",
 ]
 
@@ -62,6 +63,19 @@ def unpack(records: bytes) -> list[Revision]:
 def pack(revisions: list[Revision]) -> bytes:
     """The inverse of `unpack`."""
     return b"".join(record(m, s, t) for m, s, t in revisions)
+
+
+def split_history(records: bytes) -> tuple[bytes, bytes] | None:
+    """A short key's records (oldest first) past SPLIT_RECORDS as (history
+    chunk, index entry): the entry keeps the newest KEPT_RECORDS, its first
+    record marked, the chunk's first unmarked; None when they fit one entry."""
+    if len(records) <= SPLIT_RECORDS * RECORD_SIZE:
+        return None
+    moved = len(records) - KEPT_RECORDS * RECORD_SIZE
+    chunk, entry = bytearray(records[:moved]), bytearray(records[moved:])
+    chunk[16] &= ~HISTORY_MARK
+    entry[16] |= HISTORY_MARK
+    return bytes(chunk), bytes(entry)
 
 
 def latest(records: bytes) -> Revision:
