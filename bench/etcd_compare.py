@@ -29,6 +29,7 @@ Usage: .venv/bin/python bench/etcd_compare.py [--clients 1,16,100] [--scale 1] [
 """
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -68,6 +70,24 @@ class Result:
     p99_ms: float
     cpu_us_per_op: float
     tool_us_per_op: float  # the load tool's own CPU
+
+
+@contextlib.contextmanager
+def etcd_and_ours(prefix: str) -> Iterator[dict[str, ServerProcess]]:
+    """Real etcd and our server (native transport unless set), each on a fresh
+    data directory, ready; stopped on exit. Exits if etcd's load tool is missing."""
+    if not Path(benchmark_bin()).exists():
+        sys.exit(f"etcd-benchmark not found at {benchmark_bin()} (set K0S_BENCHMARK_BIN)")
+    os.environ.setdefault("K0S_STORE_TRANSPORT", "native")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        servers = {kind: ServerProcess(kind, Path(tmp) / kind).start() for kind in ("etcd", "ours")}
+        try:
+            for server in servers.values():
+                server.wait_ready()
+            yield servers
+        finally:
+            for server in servers.values():
+                server.stop()
 
 
 def total_for(load: str, clients: int, scale: float) -> int:
@@ -187,54 +207,45 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="paired runs per cell (medians)")
     options = parser.parse_args()
-    if not Path(benchmark_bin()).exists():
-        sys.exit(f"etcd-benchmark not found at {benchmark_bin()} (set K0S_BENCHMARK_BIN)")
-    os.environ.setdefault("K0S_STORE_TRANSPORT", "native")
     clients = [int(c) for c in options.clients.split(",")]
-    with tempfile.TemporaryDirectory(prefix="k0s-bench-") as tmp:
-        servers = {kind: ServerProcess(kind, Path(tmp) / kind).start() for kind in ("etcd", "ours")}
-        try:
-            for server in servers.values():
-                server.wait_ready()
-                prepare(server)
-            header = (
-                f"{'load':<10} {'clients':>7} {'etcd op/s':>10} {'ours op/s':>10} {'ratio':>6} "
-                f"{'spread':>9} {'etcd p99 ms':>11} {'ours p99 ms':>11} {'etcd cpu us/op':>14} "
-                f"{'ours cpu us/op':>14} {'ratio':>6} {'tool us/op e/o':>14} {'ceiling':>7}"
-            )
-            print(
-                f"k0s-store transport: {os.environ['K0S_STORE_TRANSPORT']}; "
-                f"{options.repeat} paired run(s) per cell"
-            )
-            print(header)
-            print("-" * len(header))
-            for load in options.loads.split(","):
-                for count in clients:
-                    total = total_for(load, count, options.scale)
-                    etcd, ours, pairs = measure_cell(servers, load, count, total, options.repeat)
-                    by_ratio = zip(*pairs, strict=True)
-                    throughput, cpu, ceiling = (statistics.median(p) for p in by_ratio)
-                    spread = f"{min(p[0] for p in pairs):.2f}-{max(p[0] for p in pairs):.2f}"
-                    print(
-                        f"{load:<10} {count:>7} {etcd.ops_per_s:>10.0f} {ours.ops_per_s:>10.0f} "
-                        f"{shown(throughput):>6} {spread:>9} {etcd.p99_ms:>11.1f} "
-                        f"{ours.p99_ms:>11.1f} {etcd.cpu_us_per_op:>14.0f} "
-                        f"{ours.cpu_us_per_op:>14.0f} {shown(cpu):>6} "
-                        f"{f'{etcd.tool_us_per_op:.0f}/{ours.tool_us_per_op:.0f}':>14} "
-                        f"{shown(ceiling):>7}",
-                        flush=True,
-                    )
-            if not options.skip_perf:
-                for kind, server in servers.items():
-                    result = check_perf(server, "l")
-                    print(
-                        f"check perf --load=l on {kind}: {result.ops_per_s:.0f} writes/s, "
-                        f"slowest {result.latency_ms:.0f} ms, {result.note}",
-                        flush=True,
-                    )
-        finally:
-            for server in servers.values():
-                server.stop()
+    with etcd_and_ours("k0s-bench-") as servers:
+        for server in servers.values():
+            prepare(server)
+        header = (
+            f"{'load':<10} {'clients':>7} {'etcd op/s':>10} {'ours op/s':>10} {'ratio':>6} "
+            f"{'spread':>9} {'etcd p99 ms':>11} {'ours p99 ms':>11} {'etcd cpu us/op':>14} "
+            f"{'ours cpu us/op':>14} {'ratio':>6} {'tool us/op e/o':>14} {'ceiling':>7}"
+        )
+        print(
+            f"k0s-store transport: {os.environ['K0S_STORE_TRANSPORT']}; "
+            f"{options.repeat} paired run(s) per cell"
+        )
+        print(header)
+        print("-" * len(header))
+        for load in options.loads.split(","):
+            for count in clients:
+                total = total_for(load, count, options.scale)
+                etcd, ours, pairs = measure_cell(servers, load, count, total, options.repeat)
+                by_ratio = zip(*pairs, strict=True)
+                throughput, cpu, ceiling = (statistics.median(p) for p in by_ratio)
+                spread = f"{min(p[0] for p in pairs):.2f}-{max(p[0] for p in pairs):.2f}"
+                print(
+                    f"{load:<10} {count:>7} {etcd.ops_per_s:>10.0f} {ours.ops_per_s:>10.0f} "
+                    f"{shown(throughput):>6} {spread:>9} {etcd.p99_ms:>11.1f} "
+                    f"{ours.p99_ms:>11.1f} {etcd.cpu_us_per_op:>14.0f} "
+                    f"{ours.cpu_us_per_op:>14.0f} {shown(cpu):>6} "
+                    f"{f'{etcd.tool_us_per_op:.0f}/{ours.tool_us_per_op:.0f}':>14} "
+                    f"{shown(ceiling):>7}",
+                    flush=True,
+                )
+        if not options.skip_perf:
+            for kind, server in servers.items():
+                result = check_perf(server, "l")
+                print(
+                    f"check perf --load=l on {kind}: {result.ops_per_s:.0f} writes/s, "
+                    f"slowest {result.latency_ms:.0f} ms, {result.note}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -16,14 +16,9 @@ Usage: .venv/bin/python bench/hot_key.py [--rounds 4] [--per-round 50000] [--pro
 """
 
 import argparse
-import os
-import sys
-import tempfile
-from pathlib import Path
 
 # etcd_compare puts tests/ (the harness) on the path.
-from etcd_compare import benchmark_bin, ratio, run_load, settle, shown
-from harness.processes import ServerProcess
+from etcd_compare import etcd_and_ours, ratio, run_load, settle, shown
 from memory_disk import disk_bytes
 
 # etcd-benchmark's put with --sequential-keys and no key space: always one key.
@@ -36,40 +31,30 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=50_000, help="revisions added a round")
     parser.add_argument("--probe", type=int, default=1000, help="puts timed at 1 client a round")
     options = parser.parse_args()
-    if not Path(benchmark_bin()).exists():
-        sys.exit(f"etcd-benchmark not found at {benchmark_bin()} (set K0S_BENCHMARK_BIN)")
-    os.environ.setdefault("K0S_STORE_TRANSPORT", "native")
-    print(
-        f"{'revisions':>9} {'etcd put@100/s':>14} {'ours put@100/s':>14} {'ratio':>6} "
-        f"{'etcd put@1/s':>12} {'ours put@1/s':>12} {'ratio':>6} {'etcd MB':>8} {'ours MB':>8}"
-    )
-    with tempfile.TemporaryDirectory(prefix="k0s-hot-key-") as tmp:
-        servers = {kind: ServerProcess(kind, Path(tmp) / kind).start() for kind in ("etcd", "ours")}
-        try:
-            for server in servers.values():
-                server.wait_ready()
-            revisions = 0
-            for _ in range(options.rounds):
-                bulk, probe = {}, {}
-                for kind, server in servers.items():
-                    settle(servers.values())
-                    bulk[kind] = run_load(server, [*HOT_PUT, f"--total={options.per_round}"], 100)
-                    settle(servers.values())
-                    probe[kind] = run_load(server, [*HOT_PUT, f"--total={options.probe}"], 1)
-                revisions += options.per_round + options.probe
-                sizes = {kind: disk_bytes(s.data_dir) / 1e6 for kind, s in servers.items()}
-                etcd_bulk, ours_bulk = bulk["etcd"].ops_per_s, bulk["ours"].ops_per_s
-                etcd_probe, ours_probe = probe["etcd"].ops_per_s, probe["ours"].ops_per_s
-                print(
-                    f"{revisions:>9} {etcd_bulk:>14.0f} {ours_bulk:>14.0f} "
-                    f"{shown(ratio(ours_bulk, etcd_bulk)):>6} {etcd_probe:>12.0f} "
-                    f"{ours_probe:>12.0f} {shown(ratio(ours_probe, etcd_probe)):>6} "
-                    f"{sizes['etcd']:>8.1f} {sizes['ours']:>8.1f}",
-                    flush=True,
-                )
-        finally:
-            for server in servers.values():
-                server.stop()
+    with etcd_and_ours("k0s-hot-key-") as servers:
+        print(
+            f"{'revisions':>9} {'etcd put@100/s':>14} {'ours put@100/s':>14} {'ratio':>6} "
+            f"{'etcd put@1/s':>12} {'ours put@1/s':>12} {'ratio':>6} {'etcd MB':>8} {'ours MB':>8}"
+        )
+        revisions = 0
+        for _ in range(options.rounds):
+            bulk, probe = {}, {}
+            for kind, server in servers.items():
+                settle(servers.values())
+                bulk[kind] = run_load(server, [*HOT_PUT, f"--total={options.per_round}"], 100)
+                settle(servers.values())
+                probe[kind] = run_load(server, [*HOT_PUT, f"--total={options.probe}"], 1)
+            revisions += options.per_round + options.probe
+            sizes = {kind: disk_bytes(s.data_dir) / 1e6 for kind, s in servers.items()}
+            etcd_bulk, ours_bulk = bulk["etcd"].ops_per_s, bulk["ours"].ops_per_s
+            etcd_probe, ours_probe = probe["etcd"].ops_per_s, probe["ours"].ops_per_s
+            print(
+                f"{revisions:>9} {etcd_bulk:>14.0f} {ours_bulk:>14.0f} "
+                f"{shown(ratio(ours_bulk, etcd_bulk)):>6} {etcd_probe:>12.0f} "
+                f"{ours_probe:>12.0f} {shown(ratio(ours_probe, etcd_probe)):>6} "
+                f"{sizes['etcd']:>8.1f} {sizes['ours']:>8.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
