@@ -58,6 +58,8 @@ def index_records(txn, index_db, key: bytes) -> bytes | None:
 
 def history_key(key: bytes, main: int) -> bytes:
     """The history DB key of `key`'s chunk whose first record is at `main`."""
+    if len(key) > _SHORT_KEY_MAX:
+        raise ValueError("long keys keep no history chunks")
     return len(key).to_bytes(2, "big") + key + _MAIN.pack(main)
 
 

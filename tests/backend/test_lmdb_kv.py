@@ -162,6 +162,8 @@ def test_single_keys_and_records(store, lmdb_kv):
 def test_old_revisions_of_a_key_come_from_its_history_chunks(store, lmdb_kv):
     env, index_db, key_db, history_db, history = store
     assert lmdb_kv.history_key(HOT, HOT_FIRST) == codec_history_key(HOT, HOT_FIRST)
+    with pytest.raises(ValueError):  # a long key's records stay in its group entry
+        lmdb_kv.history_key(LONG + b"x", HOT_FIRST)
     with env.begin() as txn:
         for rev in range(HOT_FIRST - 2, HOT_LAST + 3, 7):
             expected = _expected(history, HOT, HOT + b"\0", rev, 0, True)[0]
