@@ -22,6 +22,7 @@ from libc.stdint cimport uint8_t, uint64_t
 from revrecords cimport *
 
 __all__ = [
+    "CHUNK_RECORDS",
     "GROUP_KEY_LEN",
     "HISTORY_MARK",
     "KEPT_RECORDS",
@@ -47,6 +48,8 @@ GROUP_KEY_LEN = GROUP_KEY_BYTES
 HISTORY_MARK = FLAG_HISTORY
 SPLIT_RECORDS = HISTORY_SPLIT_AT
 KEPT_RECORDS = HISTORY_KEEP
+# A history chunk holds at most what one such split moves.
+CHUNK_RECORDS = HISTORY_SPLIT_AT + 1 - HISTORY_KEEP
 
 
 cdef inline tuple rec_tuple(const uint8_t* rec):
@@ -161,12 +164,15 @@ cdef Compaction do_compact(const uint8_t* p, Py_ssize_t n, uint64_t at_rev) noex
 
 def split_history(bytes records):
     """A short key's records (oldest first) past SPLIT_RECORDS as (history
-    chunk, index entry): the entry keeps the newest KEPT_RECORDS, its first
-    record marked, the chunk's first unmarked; None when they fit one entry."""
+    chunk, the rest): the chunk takes the oldest records, up to CHUNK_RECORDS
+    and leaving at least KEPT_RECORDS, its first record unmarked; the rest's
+    first is marked. None when they fit one entry. Split the rest again
+    until None for a whole history."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(records)
     if n <= HISTORY_SPLIT_AT * REC_SIZE:
         return None
-    cdef Py_ssize_t moved = n - HISTORY_KEEP * REC_SIZE
+    cdef Py_ssize_t moved = min(n - HISTORY_KEEP * REC_SIZE,
+                                (HISTORY_SPLIT_AT + 1 - HISTORY_KEEP) * REC_SIZE)
     chunk = bytearray(records[:moved])
     entry = bytearray(records[moved:])
     chunk[16] &= ~FLAG_HISTORY

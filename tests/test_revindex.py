@@ -83,24 +83,32 @@ def test_twins_agree_on_random_histories():
 
 
 def test_split_history(revindex):
-    """Past SPLIT_RECORDS the entry keeps the newest KEPT_RECORDS, its first
-    record marked; the chunk holds the rest, its first unmarked; twins agree."""
+    """Past SPLIT_RECORDS the oldest records, at most CHUNK_RECORDS and leaving
+    KEPT_RECORDS, go to a chunk, its first unmarked; the rest's first is marked;
+    splitting the rest again until None cuts a whole history; twins agree."""
     size, mark = revindex.RECORD_SIZE, revindex.HISTORY_MARK
     rng = random.Random(3)
-    for n in (1, revindex.SPLIT_RECORDS, revindex.SPLIT_RECORDS + 1, 3000):
+    for n in (1, revindex.SPLIT_RECORDS, revindex.SPLIT_RECORDS + 1, 3000, 10_000):
         revisions = [(i + 1, rng.randrange(3), rng.random() < 0.2) for i in range(n)]
         records = bytearray(revindex.pack(revisions))
         records[16] |= mark  # an entry that was split before
-        split = revindex.split_history(bytes(records))
-        assert split == pure_revindex.split_history(bytes(records))
+        rest, chunks = bytes(records), []
+        while (split := revindex.split_history(rest)) is not None:
+            assert split == pure_revindex.split_history(rest)
+            chunk, rest = split
+            assert len(chunk) <= revindex.CHUNK_RECORDS * size
+            assert len(rest) >= revindex.KEPT_RECORDS * size
+            assert rest[16] & mark and not chunk[16] & mark
+            chunks.append(chunk)
+        assert pure_revindex.split_history(rest) is None
         if n <= revindex.SPLIT_RECORDS:
-            assert split is None
+            assert not chunks
             continue
-        chunk, entry = split
-        assert len(entry) == revindex.KEPT_RECORDS * size
-        assert entry[16] & mark and not chunk[16] & mark
-        unmarked = entry[:16] + bytes([entry[16] & ~mark]) + entry[17:]
-        assert revindex.unpack(chunk + unmarked) == revisions
+        if n == revindex.SPLIT_RECORDS + 1:  # what a write past the limit moves
+            assert len(chunks) == 1 and len(rest) == revindex.KEPT_RECORDS * size
+        assert len(rest) <= revindex.SPLIT_RECORDS * size
+        unmarked = rest[:16] + bytes([rest[16] & ~mark]) + rest[17:]
+        assert revindex.unpack(b"".join(chunks) + unmarked) == revisions
 
 
 def test_malformed_records_are_rejected():

@@ -29,7 +29,9 @@ entry's first record takes HISTORY_MARK (flag + 2):
 A key's chunks sort together, oldest first, before its entry's records. A
 read at the entry's revisions needs the entry alone; one at an older
 revision R takes the chunk with the largest first revision <= R. get, scan
-and put here deal in all of a key's records (compaction, hash, restore).
+and put here deal in all of a key's records (compaction, hash), append in
+new ones (restore); both cut a longer history into chunks of at most
+revindex.CHUNK_RECORDS, as the writes would have.
 """
 
 from collections.abc import Iterable, Iterator
@@ -72,8 +74,8 @@ def full(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes | Non
 
 def put(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> None:
     """Set all the records of `key` (a short key's past SPLIT_RECORDS go partly
-    to one history chunk, `revindex.split_history`); empty records remove it
-    from the index."""
+    to history chunks, as its writes would have moved them); empty records
+    remove it from the index."""
     db = dbs.index
     if len(key) <= SHORT_KEY_MAX:
         for chunk_key, _ in _chunks(txn, dbs.index_history, key):
@@ -81,12 +83,7 @@ def put(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> No
         if not records:
             txn.delete(key, db=db)
             return
-        split = revindex.split_history(records)
-        if split is not None:
-            chunk, records = split
-            first_main = revindex.unpack(chunk[:RECORD_SIZE])[0][0]
-            txn.put(lmdb_kv.history_key(key, first_main), chunk, db=dbs.index_history)
-        txn.put(key, records, db=db)
+        _put_entry(txn, dbs, key, records)
         return
     group_key = db_key(key)
     value = txn.get(group_key, db=db)
@@ -98,6 +95,25 @@ def put(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> No
         txn.put(group_key, encode_group(entries), db=db)
     else:
         txn.delete(group_key, db=db)
+
+
+def append(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> None:
+    """Add `records`, newer than any of `key`'s, after them. A short key's
+    history chunks are not read: the cost is that of its entry (restore)."""
+    if len(key) > SHORT_KEY_MAX:
+        put(txn, dbs, key, (get(txn, dbs, key) or b"") + records)
+        return
+    _put_entry(txn, dbs, key, (lmdb_kv.index_records(txn, dbs.index, key) or b"") + records)
+
+
+def _put_entry(txn: lmdb.Transaction, dbs: Databases, key: bytes, records: bytes) -> None:
+    """Write a short key's entry, moving its records past SPLIT_RECORDS to new
+    history chunks of at most CHUNK_RECORDS each (`revindex.split_history`)."""
+    while (split := revindex.split_history(records)) is not None:
+        chunk, records = split
+        first_main = revindex.unpack(chunk[:RECORD_SIZE])[0][0]
+        txn.put(lmdb_kv.history_key(key, first_main), chunk, db=dbs.index_history)
+    txn.put(key, records, db=dbs.index)
 
 
 def _chunks(txn: lmdb.Transaction, db: lmdb._Database, key: bytes) -> list[tuple[bytes, bytes]]:

@@ -16,6 +16,7 @@ generation (etcd's keyIndex flattened).
 import struct
 
 __all__ = [
+    "CHUNK_RECORDS",
     "GROUP_KEY_LEN",
     "HISTORY_MARK",
     "KEPT_RECORDS",
@@ -42,6 +43,8 @@ HISTORY_MARK = 2
 # moves the older ones to a history chunk (k0s_store/mvcc/key_index.py).
 SPLIT_RECORDS = 1024
 KEPT_RECORDS = 256
+# A history chunk holds at most what one such split moves.
+CHUNK_RECORDS = SPLIT_RECORDS + 1 - KEPT_RECORDS
 # A long-key group's DB key: 480 bytes of key prefix + a 0 byte (see index.py).
 GROUP_KEY_LEN = 481
 _LEN = struct.Struct(">I")
@@ -67,11 +70,13 @@ def pack(revisions: list[Revision]) -> bytes:
 
 def split_history(records: bytes) -> tuple[bytes, bytes] | None:
     """A short key's records (oldest first) past SPLIT_RECORDS as (history
-    chunk, index entry): the entry keeps the newest KEPT_RECORDS, its first
-    record marked, the chunk's first unmarked; None when they fit one entry."""
+    chunk, the rest): the chunk takes the oldest records, up to CHUNK_RECORDS
+    and leaving at least KEPT_RECORDS, its first record unmarked; the rest's
+    first is marked. None when they fit one entry. Split the rest again
+    until None for a whole history."""
     if len(records) <= SPLIT_RECORDS * RECORD_SIZE:
         return None
-    moved = len(records) - KEPT_RECORDS * RECORD_SIZE
+    moved = min(len(records) - KEPT_RECORDS * RECORD_SIZE, CHUNK_RECORDS * RECORD_SIZE)
     chunk, entry = bytearray(records[:moved]), bytearray(records[moved:])
     chunk[16] &= ~HISTORY_MARK
     entry[16] |= HISTORY_MARK

@@ -152,8 +152,7 @@ class _Importer:
     def _flush_index(self) -> None:
         txn, dbs = self._txn, self._dbs
         for user_key in sorted(self._records):
-            old = index.get(txn, dbs, user_key) or b""
-            index.put(txn, dbs, user_key, old + bytes(self._records[user_key]))
+            index.append(txn, dbs, user_key, bytes(self._records[user_key]))
         self._records.clear()
 
     def _commit(self) -> None:

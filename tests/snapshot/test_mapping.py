@@ -4,10 +4,12 @@ TTL, alarms, lease attachments, and the auth buckets."""
 
 import time
 
-from k0s_store.core import codec
-from k0s_store.mvcc import Store
+from k0s_store.backend import Backend
+from k0s_store.core import codec, revindex
+from k0s_store.mvcc import Store, index
 from k0s_store.mvcc.types import RangeRequest
 from k0s_store.proto import auth_pb2, lease_pb2, rpc_pb2
+from k0s_store.snapshot import restore as restore_module
 from k0s_store.snapshot.bbolt_reader import BoltFile
 from k0s_store.snapshot.bbolt_writer import BoltWriter
 from k0s_store.snapshot.export import revision_bytes
@@ -121,3 +123,62 @@ def test_an_empty_etcd_restores_to_revision_one(tmp_path):
         assert (store.revision, store.compact_revision, store.alarms()) == (1, 0, [])
     finally:
         store.close()
+
+
+def test_a_long_history_restores_in_bounded_chunks(tmp_path, monkeypatch):
+    """A key written 6,000 times (never compacted) among others, restored over
+    many batches: its history lands in chunks no larger than writes make, each
+    batch appends to the key's entry alone (no chunk is read back), and every
+    revision reads as it was written."""
+    kv = codec.encode_kv
+    hot, revisions, rev = b"/hot", [], 1
+    for version in range(1, 6001):
+        rev += 1
+        revisions.append((codec.rev_key(rev, 0), kv(hot, 2, rev, version, b"v%d" % version, 0)))
+        if version % 7 == 0:
+            rev += 1
+            other = b"/k%d" % version
+            revisions.append((codec.rev_key(rev, 0), kv(other, rev, rev, 1, b"o", 0)))
+    writer = BoltWriter({b"key": lambda: iter(revisions), b"meta": lambda: iter(())})
+    (tmp_path / "etcd.db").write_bytes(b"".join(writer.pages()))
+    monkeypatch.setattr(restore_module, "BATCH_ITEMS", 500)
+    chunk_reads = []
+    monkeypatch.setattr(index, "_chunks", _counting(index._chunks, chunk_reads))
+    with BoltFile(tmp_path / "etcd.db") as bolt:
+        summary = restore(bolt, tmp_path / "data")
+    assert summary.revisions == len(revisions) and chunk_reads == []
+    monkeypatch.undo()
+    backend = Backend(tmp_path / "data", map_size=1 << 30, sync=False)
+    try:
+        with backend.read() as txn:
+            dbs = backend.dbs
+            chunks = [chunk for _, chunk in txn.cursor(db=dbs.index_history).iternext()]
+            entry = txn.get(hot, db=dbs.index)
+            records = index.get(txn, dbs, hot)
+    finally:
+        backend.close()
+    store = Store(tmp_path / "data")
+    try:
+        size = revindex.RECORD_SIZE
+        assert len(chunks) >= 6000 // revindex.CHUNK_RECORDS
+        assert all(len(chunk) <= revindex.CHUNK_RECORDS * size for chunk in chunks)
+        assert len(entry) <= revindex.SPLIT_RECORDS * size
+        hot_revisions = [
+            (codec.parse_rev_key(key)[0], value)
+            for key, value in revisions
+            if codec.decode_kv(value)[0] == hot
+        ]
+        assert [main for main, _, _ in revindex.unpack(records)] == [m for m, _ in hot_revisions]
+        for main, value in hot_revisions[::97]:
+            at = store.range(RangeRequest(key=hot, revision=main))
+            assert at.result.kvs == [value]
+    finally:
+        store.close()
+
+
+def _counting(fn, calls: list):
+    def counted(*args):
+        calls.append(args[2])
+        return fn(*args)
+
+    return counted
