@@ -99,14 +99,38 @@ class Backend:
             readahead=False,
         )
         self._map_size = self.env.info()["map_size"]
-        with self.env.begin(write=True) as txn:
-            self.dbs = Databases(
-                *(
-                    self.env.open_db(_DB_NAMES.get(name, name.encode()), txn=txn)
-                    for name in Databases._fields
-                )
-            )
         self.page_size = self.env.stat()["psize"]
+        self._open_dbs()
+
+    def _open_dbs(self) -> None:
+        """Open (create) the named DBs. A data file shorter than its last commit
+        says is first lengthened with zeros: LMDB may leave pages it took from
+        the end and freed again unwritten, but a file cut short (by a copy, a
+        full disk) would kill the process (SIGBUS) where LMDB reads past its
+        end. Zeros read as damaged pages instead; each DB's first and last
+        items are read, and if that fails the file is cut back and refused."""
+        path = os.path.join(self.path, DATA_FILE)
+        size, needed = os.path.getsize(path), self.file_size()
+        if size < needed:
+            os.truncate(path, needed)
+        try:
+            with self.env.begin(write=True) as txn:
+                self.dbs = Databases(
+                    *(
+                        self.env.open_db(_DB_NAMES.get(name, name.encode()), txn=txn)
+                        for name in Databases._fields
+                    )
+                )
+                if size < needed:
+                    _probe(txn, self.dbs)
+        except lmdb.Error as exc:
+            self.env.close()
+            if size >= needed:
+                raise
+            os.truncate(path, size)
+            raise lmdb.CorruptedError(
+                f"{DATA_FILE} is truncated: {size} bytes, but its last commit uses {needed} ({exc})"
+            ) from None
 
     def read(self) -> "ReadTxn":
         """A read transaction on the last committed state (a context manager
@@ -162,6 +186,16 @@ class Backend:
         with self.gate.exclusive():
             self.env.close()
         self._dir_lock.release()
+
+
+def _probe(txn: lmdb.Transaction, dbs: Databases) -> None:
+    """Read every DB's first and last items (raises lmdb.Error on a damaged page)."""
+    for db in dbs:
+        cursor = txn.cursor(db=db)
+        if cursor.first():
+            cursor.item()
+            cursor.last()
+            cursor.item()
 
 
 class ReadTxn:
