@@ -16,7 +16,8 @@ Threads:
 - a Watch session has no thread: it is driven push-style (see
   `WatchStream`): when it has work queued it asks for a turn (`wake`, a WAKE
   event) and a worker polls it; `_Ticker` (one thread) wakes sessions for
-  their periodic progress;
+  their periodic progress, and streaming calls when their grpc-timeout runs
+  out (etcd then ends them with "context deadline exceeded");
 - write back-pressure: a session that has handed the loop
   `DRAIN_HIGH_WATER` bytes is not polled again until the loop reports them
   nearly sent (DRAINED), so a client that stops reading leaves the session's
@@ -149,6 +150,7 @@ class _Call:
     __slots__ = (
         "caller",
         "congested",
+        "deadline",
         "ended",
         "extra",
         "lock",
@@ -164,10 +166,13 @@ class _Call:
         "woken",
     )
 
-    def __init__(self, method: Method, caller: Caller, stats: MethodStats) -> None:
+    def __init__(
+        self, method: Method, caller: Caller, stats: MethodStats, deadline: float | None
+    ) -> None:
         self.method = method
         self.caller = caller
         self.stats = stats
+        self.deadline = deadline  # time.monotonic() when its grpc-timeout runs out
         self.started = stats.started()
         self.ended = False  # its status is sent (or the client went away)
         self.session = None
@@ -304,7 +309,10 @@ class _Dispatcher:
             call = self.calls.get(key)
             if call is None:
                 caller = Caller(token=token, cert_cn=cert_cn)
-                call = self.calls[key] = _Call(method, caller, self.stats[index])
+                deadline = deadline_us / 1e6 if deadline_us >= 0 else None
+                call = self.calls[key] = _Call(method, caller, self.stats[index], deadline)
+                if deadline is not None:
+                    self.ticker.add(key, deadline)  # its poll then ends it
         if kind == h2server.OPEN:
             call.post(lambda: self._open(key, call), seq)
         elif kind == h2server.REQUEST:
@@ -439,7 +447,7 @@ class _Dispatcher:
     # -- streaming calls (steps run by _Call.post) -----------------------------------
 
     def _open(self, key, call: _Call) -> None:
-        if call.method.shape is not Shape.SESSION:
+        if call.method.shape is not Shape.SESSION or self._ended_by_deadline(key, call):
             return
         method = call.method
         try:
@@ -470,6 +478,8 @@ class _Dispatcher:
         """Send what the session has ready, unless the client is not reading."""
         with call.lock:
             call.woken = False
+        if self._ended_by_deadline(key, call):
+            return
         if drained:
             call.congested = False
             call.queued = 0
@@ -493,6 +503,8 @@ class _Dispatcher:
             self.ticker.add(key, session.next_tick)
 
     def _message(self, key, call: _Call, data: bytes) -> None:
+        if self._ended_by_deadline(key, call):
+            return
         if call.session is not None:
             with call.lock:
                 call.woken = True  # polled right here: no WAKE needed
@@ -507,6 +519,19 @@ class _Dispatcher:
             self._send(key, self._encode(call.method, response))
         except EtcdError as e:
             self._end_call(key, call, status_code(e.code), e.message)
+
+    def _ended_by_deadline(self, key, call: _Call) -> bool:
+        """True if the call is over: ended before, or now, its grpc-timeout
+        having run out (etcd's answer races between DEADLINE_EXCEEDED and
+        UNKNOWN, always with Go's "context deadline exceeded")."""
+        if call.ended:
+            return True
+        if not _expired(call.deadline):
+            return False
+        if call.session is not None:
+            call.session.close()
+        self._end_call(key, call, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_TEXT)
+        return True
 
     def _half_close(self, key, call: _Call) -> None:
         # A Watch stays open when the client half-closes, as in etcd; an

@@ -18,6 +18,7 @@ from k0s_store.proto import rpc_pb2
 RANGE = "/etcdserverpb.KV/Range"
 PUT = "/etcdserverpb.KV/Put"
 WATCH = "/etcdserverpb.Watch/Watch"
+KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
 MAX_RECV = Settings().max_message_bytes
 SETTLE_S = 5.0
 WIDE_WINDOW = 1 << 24  # a stream and connection window no response here fills
@@ -133,6 +134,44 @@ def test_grpc_timeout_values_beside_etcd(native_server, servers):
         assert (status, message) == (4, "context deadline exceeded")
     for _, status, message, _ in _timeout_answers(etcd.endpoint, EXPIRED_TIMEOUTS):
         assert status == 0 or message == "context deadline exceeded"
+    assert_serving(native_server)
+
+
+def _stream_deadline_ends(endpoint: str, timeout: str) -> list[tuple]:
+    """(method, status, message, seconds to the end) of a Watch and a
+    LeaseKeepAlive opened with `timeout` and one request, never half-closed."""
+    first = {
+        WATCH: rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"a")),
+        KEEPALIVE: rpc_pb2.LeaseKeepAliveRequest(ID=1),
+    }
+    ends = []
+    for path, request in first.items():
+        client = RawClient(endpoint)
+        started = time.monotonic()
+        sid = client.start(path, headers=[("grpc-timeout", timeout)])
+        client.send(sid, frame(request.SerializeToString()))
+        got = client.wait(sid, timeout=10)
+        ends.append((path, got.status, got.message, time.monotonic() - started))
+        client.close()
+    return ends
+
+
+@pytest.mark.etcd
+def test_grpc_timeout_ends_streams_beside_etcd(native_server, servers):
+    """A Watch or LeaseKeepAlive with a grpc-timeout ends when it runs out, with
+    Go's "context deadline exceeded": etcd's status races between
+    DEADLINE_EXCEEDED and UNKNOWN, ours is DEADLINE_EXCEEDED; one that has
+    already run out ends at once."""
+    etcd = servers("etcd").wait_ready()
+    for path, status, message, seconds in _stream_deadline_ends(etcd.endpoint, "700m"):
+        assert status in (2, 4) and message == "context deadline exceeded", path
+        assert 0.6 < seconds < 3, (path, seconds)
+    for path, status, message, seconds in _stream_deadline_ends(native_server.endpoint, "700m"):
+        assert (status, message) == (4, "context deadline exceeded"), path
+        assert 0.6 < seconds < 3, (path, seconds)
+    for path, status, message, seconds in _stream_deadline_ends(native_server.endpoint, "1n"):
+        assert (status, message) == (4, "context deadline exceeded"), path
+        assert seconds < 2, (path, seconds)
     assert_serving(native_server)
 
 
