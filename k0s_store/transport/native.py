@@ -447,7 +447,7 @@ class _Dispatcher:
     # -- streaming calls (steps run by _Call.post) -----------------------------------
 
     def _open(self, key, call: _Call) -> None:
-        if call.method.shape is not Shape.SESSION or self._ended_by_deadline(key, call):
+        if call.method.shape is not Shape.SESSION or self._over(key, call):
             return
         method = call.method
         try:
@@ -478,7 +478,7 @@ class _Dispatcher:
         """Send what the session has ready, unless the client is not reading."""
         with call.lock:
             call.woken = False
-        if self._ended_by_deadline(key, call):
+        if self._over(key, call):
             return
         if drained:
             call.congested = False
@@ -503,7 +503,7 @@ class _Dispatcher:
             self.ticker.add(key, session.next_tick)
 
     def _message(self, key, call: _Call, data: bytes) -> None:
-        if self._ended_by_deadline(key, call):
+        if self._over(key, call):
             return
         if call.session is not None:
             with call.lock:
@@ -520,10 +520,10 @@ class _Dispatcher:
         except EtcdError as e:
             self._end_call(key, call, status_code(e.code), e.message)
 
-    def _ended_by_deadline(self, key, call: _Call) -> bool:
-        """True if the call is over: ended before, or now, its grpc-timeout
-        having run out (etcd's answer races between DEADLINE_EXCEEDED and
-        UNKNOWN, always with Go's "context deadline exceeded")."""
+    def _over(self, key, call: _Call) -> bool:
+        """True if the call has ended, or ends now because its grpc-timeout ran
+        out (etcd's status then races between DEADLINE_EXCEEDED and UNKNOWN,
+        always with Go's "context deadline exceeded")."""
         if call.ended:
             return True
         if not _expired(call.deadline):
