@@ -49,6 +49,7 @@ from wire cimport len_field_size, put_varint, put_varint_field, varint_field_siz
 
 from k0s_store._ext.codec import decode_kv, encode_kv, kv_without_value
 from k0s_store._ext.lmdb import _ERRORS, Error
+from k0s_store._ext.revindex import split_history
 
 __all__ = [
     "get_live",
@@ -820,7 +821,9 @@ cdef int add_record(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi hist_dbi, bytes key
         PyByteArray_Resize(cached, n + REC_SIZE)
         write_record(<uint8_t*>PyByteArray_AS_STRING(cached) + n, main, sub, tomb)
         if n // REC_SIZE + 1 > HISTORY_SPLIT_AT:
-            split_entry(txn, hist_dbi, key, cached)
+            chunk, rest = split_history(bytes(cached))
+            put_chunk(txn, hist_dbi, key, chunk)
+            cached[:] = rest
         return 0
     rc = append_record(txn, index_dbi, <const uint8_t*>PyBytes_AS_STRING(key),
                        PyBytes_GET_SIZE(key), main, sub, tomb)
@@ -829,25 +832,21 @@ cdef int add_record(MDB_txn* txn, MDB_dbi index_dbi, MDB_dbi hist_dbi, bytes key
     return 0
 
 
-cdef int split_entry(MDB_txn* txn, MDB_dbi hist_dbi, bytes key, bytearray entry) except -1:
-    """Move all but the newest HISTORY_KEEP records of a short key's index
-    entry to a new history chunk, and mark the entry as having history."""
+cdef int put_chunk(MDB_txn* txn, MDB_dbi hist_dbi, bytes key, bytes chunk) except -1:
+    """Write a history chunk of a short key (split off its entry by
+    revindex.split_history) under its first record's main revision."""
     cdef uint8_t hkey[HISTORY_KEY_MAX]
-    cdef uint8_t* p = <uint8_t*>PyByteArray_AS_STRING(entry)
-    cdef Py_ssize_t moved = PyByteArray_GET_SIZE(entry) // REC_SIZE - HISTORY_KEEP
     cdef MDB_val k, v
     cdef int rc
-    p[16] &= ~FLAG_HISTORY  # a chunk's records carry no mark
     k.mv_data = hkey
     k.mv_size = write_history_key(hkey, <const uint8_t*>PyBytes_AS_STRING(key),
-                            PyBytes_GET_SIZE(key), rec_main(p))
-    v.mv_data = p
-    v.mv_size = moved * REC_SIZE
+                                  PyBytes_GET_SIZE(key),
+                                  rec_main(<const uint8_t*>PyBytes_AS_STRING(chunk)))
+    v.mv_data = PyBytes_AS_STRING(chunk)
+    v.mv_size = PyBytes_GET_SIZE(chunk)
     rc = mdb_put(txn, hist_dbi, &k, &v, 0)
     if rc:
         fail("mdb_put", rc)
-    del entry[:moved * REC_SIZE]
-    (<uint8_t*>PyByteArray_AS_STRING(entry))[16] |= FLAG_HISTORY
     return 0
 
 
